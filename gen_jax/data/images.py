@@ -1,0 +1,140 @@
+"""Image datasets, all offline, all as integer levels (see :mod:`gen_jax.data.conventions`).
+
+| name | source | levels | splits |
+| --- | --- | --- | --- |
+| ``digits`` | scikit-learn's 8x8 digits, embedded in the wheel (the default; no download) | 17 | train / test (fixed 80/20) |
+| ``mnist`` | TFDS ``mnist``, prepared from the IDX files in ``<data_dir>/mnist`` | 256 | train / test |
+| ``fashion_mnist`` | TFDS ``fashion_mnist``, prepared from Debian's ``dataset-fashion-mnist`` | 256 | train / test |
+| ``binarized_mnist`` | Larochelle & Murray's fixed binarization, ``<data_dir>/binarized_mnist/*.mat`` | 2 | train / valid / test |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+
+from gen_jax.data.cache import cache_dir
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset's files are not where gen_jax looked for them."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageDataset:
+    """A split held in memory: ``image`` uint8 levels ``(N, H, W, C)`` and ``label`` int32 ``(N,)``."""
+
+    name: str
+    split: str
+    image: np.ndarray
+    label: np.ndarray
+    num_levels: int
+    num_classes: int
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.image.shape[1:])
+
+    @property
+    def num_dims(self) -> int:
+        return int(np.prod(self.image.shape[1:]))
+
+    def __len__(self) -> int:
+        return len(self.image)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"image": self.image, "label": self.label}
+
+
+def default_data_dir() -> Path:
+    """``$GEN_JAX_DATA_DIR``, else ``../shared/data`` beside the checkout this package lives in, else beside cwd."""
+    if "GEN_JAX_DATA_DIR" in os.environ:
+        return Path(os.environ["GEN_JAX_DATA_DIR"])
+    repo_root = Path(__file__).resolve().parents[2]
+    for candidate in (repo_root.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"):
+        if candidate.is_dir():
+            return candidate
+    return repo_root.parent / "shared" / "data"
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise DatasetNotFoundError(
+            f"{what}: looked for {path} and it does not exist. Point data.data_dir (or $GEN_JAX_DATA_DIR) "
+            f"at the folder holding the offline datasets (see ../shared/data/README.md).")
+    return path
+
+
+def _digits(split: str) -> ImageDataset:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = d.images.astype(np.uint8)[..., None]  # (1797, 8, 8, 1), levels 0..16
+    labels = d.target.astype(np.int32)
+    perm = np.random.default_rng(0).permutation(len(images))  # fixed split, independent of any run seed
+    n_train = int(0.8 * len(images))
+    idx = {"train": perm[:n_train], "test": perm[n_train:]}[split]
+    return ImageDataset("digits", split, images[idx], labels[idx], num_levels=17, num_classes=10)
+
+
+def _binarized_mnist(split: str, data_dir: Path) -> ImageDataset:
+    import scipy.io
+
+    path = _require(data_dir / "binarized_mnist" / f"binarized_mnist_{split}.mat", "binarized_mnist")
+    x = scipy.io.loadmat(path)["X"].astype(np.uint8).reshape(-1, 28, 28, 1)
+    # The fixed binarization carries no labels; -1 says so rather than inventing them.
+    return ImageDataset("binarized_mnist", split, x, np.full(len(x), -1, np.int32), num_levels=2, num_classes=0)
+
+
+def _tfds_image_dataset(name: str, split: str, manual_dir: Path, tfds_dir: Path | None) -> ImageDataset:
+    """Prepares TFDS's own builder from local files (once) and reads the split into memory."""
+    _require(manual_dir, name)
+    tfds_dir = Path(tfds_dir) if tfds_dir else cache_dir() / "tfds"
+    cached = tfds_dir / f"{name}_{split}.npz"  # decoded arrays: TFDS decodes PNGs one by one, slowly
+    if not cached.exists():
+        import tensorflow_datasets as tfds
+
+        builder = tfds.builder(name, data_dir=str(tfds_dir))
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+        ds = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+        tmp = cached.with_suffix(".tmp.npz")
+        np.savez(tmp, image=ds["image"].astype(np.uint8), label=ds["label"].astype(np.int32))
+        os.replace(tmp, cached)
+    arrays = np.load(cached)
+    return ImageDataset(name, split, arrays["image"], arrays["label"], num_levels=256, num_classes=10)
+
+
+IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "binarized_mnist")
+
+
+def load_image_dataset(name: str, split: str, *, data_dir: str | Path | None = None,
+                       tfds_dir: str | Path | None = None) -> ImageDataset:
+    """Loads one split of an image dataset by name (see the module table).
+
+    Args:
+      name: one of ``IMAGE_DATASETS``.
+      split: ``train`` or ``test`` (``valid`` too for binarized MNIST).
+      data_dir: folder with the offline datasets; default :func:`default_data_dir`.
+      tfds_dir: where TFDS keeps prepared datasets; default ``$GEN_JAX_CACHE/tfds``.
+    Raises:
+      ValueError: unknown dataset or split.
+      DatasetNotFoundError: the files are missing; the message names where they were looked for.
+    """
+    splits = {"binarized_mnist": ("train", "valid", "test")}.get(name, ("train", "test"))
+    if name not in IMAGE_DATASETS:
+        raise ValueError(f"unknown image dataset {name!r}; known: {list(IMAGE_DATASETS)}")
+    if split not in splits:
+        raise ValueError(f"dataset {name!r} has no split {split!r}; it has {list(splits)}")
+    data_dir = Path(data_dir) if data_dir else default_data_dir()
+    if name == "digits":
+        return _digits(split)
+    if name == "binarized_mnist":
+        return _binarized_mnist(split, data_dir)
+    manual = data_dir / "mnist" if name == "mnist" else FASHION_MNIST_DIR
+    return _tfds_image_dataset(name, split, manual, tfds_dir)

@@ -1,0 +1,83 @@
+"""Variational autoencoders: MLP and convolutional, beta-VAE (a loss weight) and conditional p(x|y).
+
+Kingma & Welling 2014, "Auto-Encoding Variational Bayes"; Sohn et al. 2015 (conditional VAE);
+Higgins et al. 2017 (beta-VAE: the same model, the KL weighted by beta in :func:`gen_jax.losses.elbo`).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gen_jax.nn import MLP, ConvDecoder, ConvEncoder
+
+
+class VAE(nn.Module):
+    """Gaussian encoder q(z|x[,y]), standard normal prior, decoder returning the likelihood's parameters.
+
+    Attributes:
+      image_shape: (H, W, C) of the data.
+      latent_dim: size of z.
+      decoder_params_per_dim: how many numbers the decoder emits per data dimension (1 for Bernoulli
+        logits, 2 for a location and a log-scale).
+      architecture: ``mlp`` or ``conv``.
+      hidden: MLP hidden sizes (encoder order; the decoder mirrors them), or the conv stacks' dense width.
+      conv_channels: channels of the conv encoder (the decoder mirrors them).
+      num_classes: > 0 makes it conditional: the one-hot label joins the encoder input and z.
+    """
+
+    image_shape: Sequence[int]
+    latent_dim: int = 32
+    decoder_params_per_dim: int = 1
+    architecture: str = "mlp"
+    hidden: Sequence[int] = (512, 256)
+    conv_channels: Sequence[int] = (32, 64)
+    num_classes: int = 0
+
+    def setup(self):
+        h, w, c = self.image_shape
+        if self.architecture == "mlp":
+            self.encoder = MLP((*self.hidden, 2 * self.latent_dim))
+            self.decoder = MLP((*reversed(self.hidden), h * w * c * self.decoder_params_per_dim))
+        elif self.architecture == "conv":
+            self.encoder = ConvEncoder(tuple(self.conv_channels), self.hidden[0], 2 * self.latent_dim)
+            self.decoder = ConvDecoder(tuple(self.image_shape), c * self.decoder_params_per_dim,
+                                       tuple(reversed(self.conv_channels)), self.hidden[0])
+        else:
+            raise ValueError(f"unknown VAE architecture {self.architecture!r}; use 'mlp' or 'conv'")
+
+    def _with_label(self, v: jax.Array, y: jax.Array | None) -> jax.Array:
+        if not self.num_classes:
+            return v
+        if y is None:
+            raise ValueError("this VAE is conditional (num_classes > 0): pass labels y")
+        return jnp.concatenate([v, jax.nn.one_hot(y, self.num_classes, dtype=v.dtype)], axis=-1)
+
+    def encode(self, x: jax.Array, y: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        """x in [0, 1], (B, H, W, C) -> (mean, log_var) of q(z|x), each (B, latent_dim)."""
+        if self.architecture == "mlp" or self.num_classes:
+            inp = self._with_label(x.reshape(x.shape[0], -1), y)
+            if self.architecture == "conv":  # labels enter a conv encoder as constant feature maps
+                onehot = inp[:, -self.num_classes:]
+                maps = jnp.broadcast_to(onehot[:, None, None, :], (*x.shape[:3], self.num_classes))
+                inp = jnp.concatenate([x, maps], axis=-1)
+        else:
+            inp = x
+        stats = self.encoder(inp)
+        mean, log_var = jnp.split(stats, 2, axis=-1)
+        return mean, log_var
+
+    def decode(self, z: jax.Array, y: jax.Array | None = None) -> jax.Array:
+        """z (B, latent_dim) -> decoder output (B, H, W, C * decoder_params_per_dim)."""
+        out = self.decoder(self._with_label(z, y))
+        h, w, c = self.image_shape
+        return out.reshape(z.shape[0], h, w, c * self.decoder_params_per_dim)
+
+    def __call__(self, x: jax.Array, rng: jax.Array, y: jax.Array | None = None):
+        """One reparameterised pass: returns (decoder output, mean, log_var, z)."""
+        mean, log_var = self.encode(x, y)
+        z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(rng, mean.shape, mean.dtype)
+        return self.decode(z, y), mean, log_var, z

@@ -1,0 +1,74 @@
+"""Every key a training config may have, with its default. Configs in ``configs/`` start from here.
+
+A config with a key not listed here is an error (:func:`validate_config`), as is a command-line override of
+an unknown key (``ml_collections`` with ``lock_config=True``).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def default_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+
+    c.data = ml_collections.ConfigDict()
+    c.data.name = "digits"  # see gen_jax.data.IMAGE_DATASETS
+    c.data.data_dir = ""  # "" = gen_jax.data.default_data_dir()
+    c.data.tfds_dir = ""  # "" = $GEN_JAX_CACHE/tfds
+    c.data.eval_split = "test"
+
+    c.model = ml_collections.ConfigDict()
+    c.model.family = "vae"
+    c.model.architecture = "mlp"  # mlp | conv
+    c.model.latent_dim = 16
+    c.model.hidden = (256, 128)
+    c.model.conv_channels = (32, 64)
+    c.model.likelihood = "discretized_logistic"  # bernoulli | gaussian | discretized_logistic
+    c.model.conditional = False
+
+    c.loss = ml_collections.ConfigDict()
+    c.loss.beta = 1.0
+
+    c.optim = ml_collections.ConfigDict()
+    c.optim.name = "adam"
+    c.optim.learning_rate = 1e-3
+    c.optim.schedule = "cosine"
+    c.optim.warmup_steps = 0
+    c.optim.weight_decay = 0.0
+    c.optim.grad_clip_norm = 0.0
+    c.optim.b1 = 0.9
+    c.optim.b2 = 0.999
+
+    c.train = ml_collections.ConfigDict()
+    c.train.steps = 3000
+    c.train.batch_size = 128
+    c.train.num_devices = 0  # 0 = all local devices
+    c.train.ema_decay = 0.0  # 0 = no EMA of parameters
+    c.train.log_every = 100
+    c.train.checkpoint_every = 1000
+    c.train.sample_every = 1000
+    c.train.num_sample_images = 64
+    c.train.max_checkpoints = 3
+    c.train.progress_bar = True
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.batch_size = 500
+    c.eval.num_importance_samples = 0  # k of the IWAE bound at the end of training; 0 = ELBO only
+    c.eval.importance_chunk = 100
+    return c
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+    """Raises ``KeyError`` naming any key the defaults do not have (a typo would otherwise be ignored)."""
+    reference = default_config()
+
+    def walk(cfg, ref, prefix):
+        for key in cfg.keys():
+            if key not in ref:
+                raise KeyError(f"unknown config key {prefix + key!r}; known keys here: {sorted(ref.keys())}")
+            if isinstance(cfg[key], ml_collections.ConfigDict):
+                walk(cfg[key], ref[key], f"{prefix}{key}.")
+
+    walk(config, reference, "")

@@ -1,0 +1,162 @@
+"""The training loop: ``run(config, workdir)`` trains, checkpoints, logs, draws samples and evaluates.
+
+Restarting ``run`` on the same workdir resumes from the latest checkpoint (parameters, optimizer state,
+step and data position); because every step's key is ``fold_in(loop_key, step)``, the resumed run replays the
+uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Callable
+
+import jax
+import ml_collections
+import numpy as np
+from tqdm import tqdm
+
+from gen_jax.data.images import load_image_dataset
+from gen_jax.data.iterator import BatchIterator
+from gen_jax.train.checkpoint import CheckpointStore
+from gen_jax.train.config import validate_config
+from gen_jax.train.metrics import MetricWriter, check_finite
+from gen_jax.train.optim import make_optimizer
+from gen_jax.train.parallel import (AXIS_NAME, check_divisible, compile_step, replicate,
+                                    resolve_num_devices, unreplicate)
+from gen_jax.train.state import TrainState, create_train_state
+from gen_jax.train.step import make_train_step
+from gen_jax.train.tasks import Task, build_task
+from gen_jax.viz import save_image_grid
+
+
+def load_data(config: ml_collections.ConfigDict, split: str):
+    return load_image_dataset(config.data.name, split, data_dir=config.data.data_dir or None,
+                              tfds_dir=config.data.tfds_dir or None)
+
+
+def run_keys(seed: int) -> dict[str, jax.Array]:
+    """The run's keys, all split once from ``jax.random.key(seed)``: one root for the whole run."""
+    return dict(zip(("init", "loop", "sample", "eval"), jax.random.split(jax.random.key(seed), 4)))
+
+
+def init_state(config, task: Task, train_data, optimizer) -> TrainState:
+    """The fresh state, from ``config.seed`` alone."""
+    example = {k: v[:2] for k, v in train_data.arrays().items()}
+    params = task.init_params(run_keys(config.seed)["init"], example)
+    return create_train_state(params, optimizer, ema=config.train.ema_decay > 0)
+
+
+def _write_samples(task: Task, state: TrainState, rng, config, path: Path, title: str) -> None:
+    params = state.ema_params if state.ema_params is not None else state.params
+    images = np.asarray(task.sample(params, rng, config.train.num_sample_images))
+    save_image_grid(images, path, title=title)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
+        stop_requested: Callable[[int], bool] | None = None) -> dict:
+    """Trains ``config`` in ``workdir`` (resuming if it holds checkpoints) and returns the final metrics.
+
+    Args:
+      config: a config built on :func:`gen_jax.train.config.default_config`.
+      workdir: where checkpoints, ``metrics.jsonl``, TensorBoard events and PNGs go.
+      stop_requested: called with the step after each step; ``True`` checkpoints and returns early (as a
+        SIGTERM does: preemption-safe).
+    Returns:
+      dict of the last logged training metrics and, if training finished, the evaluation metrics.
+    """
+    validate_config(config)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    train_data = load_data(config, "train")
+    eval_data = load_data(config, config.data.eval_split)
+    num_devices = resolve_num_devices(config.train.num_devices)
+    check_divisible(config.train.batch_size, num_devices)
+
+    task = build_task(config, train_data)
+    optimizer = make_optimizer(config.optim, config.train.steps)
+    state = init_state(config, task, train_data, optimizer)
+    keys = run_keys(config.seed)
+    batches = BatchIterator(train_data.arrays(), config.train.batch_size, seed=config.seed,
+                            num_devices=num_devices)
+    checkpoints = CheckpointStore(workdir / "checkpoints", max_to_keep=config.train.max_checkpoints)
+    if checkpoints.latest_step() is not None:
+        state, position = checkpoints.restore(state)
+        batches.set_state(position)
+    start = int(state.step)
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+
+    ema = config.train.ema_decay or None
+    if task.make_step is not None:
+        per_device = task.make_step(optimizer, ema, AXIS_NAME if num_devices > 1 else None)
+    else:
+        per_device = make_train_step(task.loss_fn, optimizer, ema_decay=ema,
+                                     axis_name=AXIS_NAME if num_devices > 1 else None)
+    step_fn = compile_step(per_device, num_devices)
+
+    terminated = []
+    previous_handler = signal.signal(signal.SIGTERM, lambda *_: terminated.append(True))
+    writer = MetricWriter(workdir, resume_step=start)
+    cfg = config.train
+    last: dict = {}
+    try:
+        device_state = replicate(state, num_devices)
+        pbar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not cfg.progress_bar,
+                    dynamic_ncols=True)
+        t0, steps_since = time.perf_counter(), 0
+        for step in pbar:
+            device_state, metrics = step_fn(device_state, next(batches), keys["loop"])
+            done = step + 1
+            steps_since += 1
+            stop = bool(terminated) or (stop_requested is not None and stop_requested(done))
+            checkpoint_now = done % cfg.checkpoint_every == 0 or done == cfg.steps or stop
+            if done % cfg.log_every == 0 or checkpoint_now:
+                host = {k: float(v) for k, v in jax.device_get(unreplicate(metrics, num_devices)).items()}
+                check_finite(done, host)  # before any checkpoint of this step is written
+                elapsed = time.perf_counter() - t0
+                host["steps_per_sec"] = steps_since / elapsed
+                t0, steps_since = time.perf_counter(), 0
+                writer.write(done, host)
+                pbar.set_postfix(loss=f"{host['loss']:.3f}", steps_s=f"{host['steps_per_sec']:.1f}")
+                last = host
+            if checkpoint_now:
+                checkpoints.save(done, unreplicate(device_state, num_devices), batches.get_state())
+            if done % cfg.sample_every == 0:
+                _write_samples(task, unreplicate(device_state, num_devices), jax.random.fold_in(keys["sample"], done),
+                               config, workdir / "samples" / f"step_{done:07d}.png", f"step {done}")
+            if stop:
+                return last
+        state = unreplicate(device_state, num_devices)
+        eval_params = state.ema_params if state.ema_params is not None else state.params
+        results = task.evaluate(eval_params, eval_data, keys["eval"])
+        results["step"] = int(state.step)
+        writer.write(int(state.step), {f"eval/{k}": v for k, v in results.items() if k != "step"})
+        (workdir / "eval.json").write_text(json.dumps(results, indent=2))
+        _write_samples(task, state, keys["sample"], config, workdir / "samples.png",
+                       f"{config.model.family} on {config.data.name}, step {int(state.step)}")
+        return {**last, **results}
+    finally:
+        writer.close()
+        checkpoints.close()
+        signal.signal(signal.SIGTERM, previous_handler)
+
+
+def restore_run(workdir: str | Path):
+    """Rebuilds ``(config, task, state, train_data)`` of a trained workdir from its config and latest checkpoint."""
+    workdir = Path(workdir)
+    config_path = workdir / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{config_path} does not exist: is {workdir} a gen_jax training workdir?")
+    config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
+    train_data = load_data(config, "train")
+    task = build_task(config, train_data)
+    optimizer = make_optimizer(config.optim, config.train.steps)
+    state = init_state(config, task, train_data, optimizer)
+    checkpoints = CheckpointStore(workdir / "checkpoints", max_to_keep=config.train.max_checkpoints)
+    if checkpoints.latest_step() is None:
+        raise FileNotFoundError(f"no checkpoint in {workdir / 'checkpoints'}")
+    state, _ = checkpoints.restore(state)
+    checkpoints.close()
+    return config, task, state, train_data

@@ -1,0 +1,34 @@
+"""Optimizers from a config: optax chains with a learning-rate schedule and global-norm clipping."""
+
+from __future__ import annotations
+
+import optax
+
+
+def make_schedule(cfg, total_steps: int) -> optax.Schedule:
+    """``constant``, ``cosine`` (to 0 over ``total_steps``) or ``warmup_cosine``, with ``cfg.warmup_steps``."""
+    if cfg.schedule == "constant":
+        return optax.constant_schedule(cfg.learning_rate)
+    if cfg.schedule == "cosine":
+        return optax.cosine_decay_schedule(cfg.learning_rate, max(total_steps, 1))
+    if cfg.schedule == "warmup_cosine":
+        return optax.warmup_cosine_decay_schedule(0.0, cfg.learning_rate, cfg.warmup_steps,
+                                                  max(total_steps, cfg.warmup_steps + 1))
+    raise ValueError(f"unknown schedule {cfg.schedule!r}; use constant, cosine or warmup_cosine")
+
+
+def make_optimizer(cfg, total_steps: int) -> optax.GradientTransformation:
+    """``cfg``: ``name`` (adam/adamw/sgd), ``learning_rate``, ``schedule``, ``warmup_steps``,
+    ``weight_decay``, ``grad_clip_norm`` (0 = no clipping), ``b1``, ``b2``."""
+    lr = make_schedule(cfg, total_steps)
+    if cfg.name == "adam":
+        opt = optax.adam(lr, b1=cfg.b1, b2=cfg.b2)
+    elif cfg.name == "adamw":
+        opt = optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay)
+    elif cfg.name == "sgd":
+        opt = optax.sgd(lr, momentum=cfg.b1)
+    else:
+        raise ValueError(f"unknown optimizer {cfg.name!r}; use adam, adamw or sgd")
+    if cfg.grad_clip_norm:
+        opt = optax.chain(optax.clip_by_global_norm(cfg.grad_clip_norm), opt)
+    return opt
