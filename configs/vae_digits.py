@@ -21,6 +21,7 @@ def get_config(variant: str = ""):
     c.train.sample_every = 1000
     c.eval.num_importance_samples = 500
     if variant == "smoke":
+        c.eval.num_examples = 200
         c.model.hidden = (32,)
         c.model.latent_dim = 2
         c.train.steps = 20

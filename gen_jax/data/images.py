@@ -62,11 +62,13 @@ def default_data_dir() -> Path:
     return repo_root.parent / "shared" / "data"
 
 
-def _require(path: Path, what: str) -> Path:
+_DATA_DIR_HINT = ("Point data.data_dir (or $GEN_JAX_DATA_DIR) at the folder holding the offline datasets "
+                  "(see ../shared/data/README.md).")
+
+
+def _require(path: Path, what: str, hint: str = _DATA_DIR_HINT) -> Path:
     if not path.exists():
-        raise DatasetNotFoundError(
-            f"{what}: looked for {path} and it does not exist. Point data.data_dir (or $GEN_JAX_DATA_DIR) "
-            f"at the folder holding the offline datasets (see ../shared/data/README.md).")
+        raise DatasetNotFoundError(f"{what}: looked for {path} and it does not exist. {hint}")
     return path
 
 
@@ -93,7 +95,8 @@ def _binarized_mnist(split: str, data_dir: Path) -> ImageDataset:
 
 def _tfds_image_dataset(name: str, split: str, manual_dir: Path, tfds_dir: Path | None) -> ImageDataset:
     """Prepares TFDS's own builder from local files (once) and reads the split into memory."""
-    _require(manual_dir, name)
+    _require(manual_dir, name, "Install it with `apt-get install -y dataset-fashion-mnist`."
+             if name == "fashion_mnist" else _DATA_DIR_HINT)
     tfds_dir = Path(tfds_dir) if tfds_dir else cache_dir() / "tfds"
     cached = tfds_dir / f"{name}_{split}.npz"  # decoded arrays: TFDS decodes PNGs one by one, slowly
     if not cached.exists():

@@ -55,6 +55,7 @@ def default_config() -> ml_collections.ConfigDict:
 
     c.eval = ml_collections.ConfigDict()
     c.eval.batch_size = 500
+    c.eval.num_examples = 0  # evaluate on the first n examples of the split; 0 = all
     c.eval.num_importance_samples = 0  # k of the IWAE bound at the end of training; 0 = ELBO only
     c.eval.importance_chunk = 100
     return c

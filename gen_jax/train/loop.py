@@ -7,6 +7,7 @@ uninterrupted one exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import time
@@ -72,6 +73,9 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
     workdir.mkdir(parents=True, exist_ok=True)
     train_data = load_data(config, "train")
     eval_data = load_data(config, config.data.eval_split)
+    if config.eval.num_examples:
+        eval_data = dataclasses.replace(eval_data, image=eval_data.image[:config.eval.num_examples],
+                                        label=eval_data.label[:config.eval.num_examples])
     num_devices = resolve_num_devices(config.train.num_devices)
     check_divisible(config.train.batch_size, num_devices)
 

@@ -48,7 +48,7 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, *,
         ema = state.ema_params
         if ema_decay is not None:
             ema = optax.incremental_update(params, ema, step_size=1.0 - ema_decay)
-        metrics = dict(metrics, grad_norm=optax.global_norm(grads), param_norm=optax.global_norm(params))
+        metrics = dict(metrics, grad_norm=optax.tree.norm(grads), param_norm=optax.tree.norm(params))
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema), metrics
 
     return step

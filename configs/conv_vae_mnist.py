@@ -1,0 +1,35 @@
+"""Convolutional VAE on MNIST (TFDS, prepared offline), discretized logistic over 256 levels."""
+
+from gen_jax.train.config import default_config
+
+
+def get_config(variant: str = ""):
+    c = default_config()
+    c.data.name = "mnist"
+    c.model.architecture = "conv"
+    c.model.conv_channels = (32, 64)
+    c.model.hidden = (256,)
+    c.model.latent_dim = 16
+    c.model.likelihood = "discretized_logistic"
+    c.train.steps = 20_000
+    c.train.batch_size = 128
+    c.train.log_every = 200
+    c.train.checkpoint_every = 5000
+    c.train.sample_every = 5000
+    c.train.progress_bar = False
+    c.eval.num_importance_samples = 100
+    if variant == "smoke":
+        c.eval.num_examples = 200
+        c.model.conv_channels = (8, 16)
+        c.model.hidden = (32,)
+        c.model.latent_dim = 4
+        c.train.steps = 4
+        c.train.batch_size = 16
+        c.train.log_every = 2
+        c.train.checkpoint_every = 4
+        c.train.sample_every = 4
+        c.train.num_sample_images = 16
+        c.eval.num_importance_samples = 0
+    elif variant:
+        raise ValueError(f"unknown variant {variant!r}; use '' or 'smoke'")
+    return c

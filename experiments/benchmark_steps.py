@@ -1,0 +1,154 @@
+"""Steps per second of each config's training step, and the engine against a hand-written jit + optax step.
+
+``python experiments/benchmark_steps.py [--configs vae_digits,vae_binarized_mnist] [--steps 2000]``
+
+Engine: what ``gen_jax.train.run`` executes per step (BatchIterator batch, compiled engine step with its
+extra metrics, a metric fetch every ``log_every`` steps). Hand-written: the same VAE and ELBO in a plain
+``jax.jit``-ed value_and_grad + optax adam step fed by numpy slicing. Both run in this process, alternating,
+and the median over repeats is reported.
+"""
+
+import importlib.util
+import json
+import time
+from pathlib import Path
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import app, flags, logging
+
+import gen_jax.train as gt
+from gen_jax.data import BatchIterator
+from gen_jax.train import parallel
+from gen_jax.train.loop import init_state, load_data, run_keys
+from gen_jax.train.step import make_train_step
+
+_CONFIGS = flags.DEFINE_list("configs", ["vae_digits", "beta_vae_digits", "cvae_digits", "vae_binarized_mnist",
+                                         "conv_vae_mnist"], "Config names in configs/.")
+_STEPS = flags.DEFINE_integer("steps", 2000, "Timed steps per repeat.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Repeats (median reported).")
+_OUT = flags.DEFINE_string("out", "", "Optional JSON output path.")
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def load_config(name):
+    spec = importlib.util.spec_from_file_location(name, CONFIG_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def engine_runner(config):
+    config.train.num_devices = 1
+    data = load_data(config, "train")
+    task = gt.build_task(config, data)
+    optimizer = gt.make_optimizer(config.optim, config.train.steps)
+    state = init_state(config, task, data, optimizer)
+    step = parallel.compile_step(make_train_step(task.loss_fn, optimizer), 1)
+    batches = BatchIterator(data.arrays(), config.train.batch_size, seed=config.seed)
+    key = run_keys(config.seed)["loop"]
+    holder = {"state": state}
+
+    def go(n):
+        s = holder["state"]
+        for i in range(n):
+            s, metrics = step(s, next(batches), key)
+            if (i + 1) % config.train.log_every == 0:
+                jax.device_get(metrics)
+        jax.block_until_ready(s)
+        holder["state"] = s
+
+    return go
+
+
+class HandVAE(nn.Module):
+    """The 784-512-256-32 Bernoulli VAE written out by hand, as a researcher would without gen_jax."""
+
+    @nn.compact
+    def __call__(self, x, eps):
+        h = nn.relu(nn.Dense(256)(nn.relu(nn.Dense(512)(x))))
+        mean, log_var = jnp.split(nn.Dense(64)(h), 2, axis=-1)
+        z = mean + jnp.exp(0.5 * log_var) * eps
+        logits = nn.Dense(784)(nn.relu(nn.Dense(512)(nn.relu(nn.Dense(256)(z)))))
+        return logits, mean, log_var
+
+
+def hand_written_runner(config):
+    data = load_data(config, "train")
+    x_all = data.image.reshape(len(data), -1).astype(np.float32)
+    model, opt = HandVAE(), optax.adam(optax.cosine_decay_schedule(1e-3, config.train.steps))
+    params = model.init(jax.random.key(0), x_all[:2], jnp.zeros((2, 32)))
+    opt_state = opt.init(params)
+
+    @jax.jit
+    def step(params, opt_state, x, key):
+        def loss_fn(p):
+            logits, mean, log_var = model.apply(p, x, jax.random.normal(key, (x.shape[0], 32)))
+            ll = jnp.sum(x * jax.nn.log_sigmoid(logits) + (1 - x) * jax.nn.log_sigmoid(-logits), axis=1)
+            kl = 0.5 * jnp.sum(jnp.exp(log_var) + mean**2 - 1 - log_var, axis=1)
+            return -(ll - kl).mean()
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    holder = {"p": params, "o": opt_state, "i": 0}
+    perm = np.random.default_rng(0).permutation(len(x_all))
+    bs, key = config.train.batch_size, jax.random.key(1)
+
+    def go(n):
+        p, o, i = holder["p"], holder["o"], holder["i"]
+        for _ in range(n):
+            start = (i % (len(x_all) // bs)) * bs
+            p, o, loss = step(p, o, x_all[perm[start:start + bs]], jax.random.fold_in(key, i))
+            i += 1
+        jax.block_until_ready(p)
+        holder.update(p=p, o=o, i=i)
+
+    return go
+
+
+def time_runner(go, steps, repeats):
+    go(50)  # compile and warm up
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        go(steps)
+        rates.append(steps / (time.perf_counter() - t0))
+    return float(np.median(rates))
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    results = {}
+    for name in _CONFIGS.value:
+        config = load_config(name)
+        rate = time_runner(engine_runner(config), _STEPS.value, _REPEATS.value)
+        results[name] = {"engine_steps_per_sec": rate, "batch_size": config.train.batch_size}
+        print(f"{name}: {rate:.1f} steps/s (batch {config.train.batch_size})", flush=True)
+    if "vae_binarized_mnist" in _CONFIGS.value:
+        config = load_config("vae_binarized_mnist")
+        engine, hand = engine_runner(config), hand_written_runner(config)
+        engine(50), hand(50)
+        e_rates, h_rates = [], []
+        for _ in range(_REPEATS.value):  # alternate so both see the same machine load
+            for go, rates in ((engine, e_rates), (hand, h_rates)):
+                t0 = time.perf_counter()
+                go(_STEPS.value)
+                rates.append(_STEPS.value / (time.perf_counter() - t0))
+        e, h = float(np.median(e_rates)), float(np.median(h_rates))
+        results["engine_vs_hand_written"] = {"engine": e, "hand_written": h, "engine_overhead": h / e - 1}
+        print(f"binarized-MNIST VAE: engine {e:.1f} steps/s, hand-written jit+optax {h:.1f} steps/s, "
+              f"engine adds {100 * (h / e - 1):+.1f}% time per step", flush=True)
+    results["device"] = str(jax.devices()[0].device_kind)
+    if _OUT.value:
+        Path(_OUT.value).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    app.run(main)

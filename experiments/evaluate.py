@@ -1,0 +1,46 @@
+"""Test NLL of a trained latent-variable workdir by the importance-weighted bound:
+``python experiments/evaluate.py --workdir runs/vae_bmnist --num_samples 5000``. Writes
+``<workdir>/eval_iwae<k>.json``."""
+
+import json
+import time
+from pathlib import Path
+
+import jax
+from absl import app, flags, logging
+
+from gen_jax.eval import evaluate_log_likelihood
+from gen_jax.losses import make_importance_weighted_bound
+from gen_jax.train import restore_run
+from gen_jax.train.loop import load_data
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir.")
+_K = flags.DEFINE_integer("num_samples", 5000, "k of the IWAE bound (1 = ELBO).")
+_CHUNK = flags.DEFINE_integer("chunk", 250, "Importance samples drawn at once (memory ~ chunk x batch).")
+_BATCH = flags.DEFINE_integer("batch_size", 500, "Test examples at once.")
+_SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the importance samples.")
+flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    config, task, state, _ = restore_run(_WORKDIR.value)
+    params = state.ema_params if state.ema_params is not None else state.params
+    data = load_data(config, _SPLIT.value)
+    bound = make_importance_weighted_bound(task.model, likelihood=config.model.likelihood,
+                                           num_levels=data.num_levels, num_samples=_K.value,
+                                           chunk_size=min(_CHUNK.value, _K.value))
+    t0 = time.time()
+    res = evaluate_log_likelihood(bound, params, data.arrays(), jax.random.key(_SEED.value),
+                                  batch_size=_BATCH.value, num_dims=data.num_dims)
+    res.update(k=_K.value, split=_SPLIT.value, step=int(state.step), seconds=round(time.time() - t0, 1),
+               device=str(jax.devices()[0].platform))
+    out = Path(_WORKDIR.value) / f"eval_iwae{_K.value}_{_SPLIT.value}.json"
+    out.write_text(json.dumps(res, indent=2))
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,33 @@
+"""Latent-space pictures of a trained VAE workdir (interpolation, attribute arithmetic, scatter):
+``python experiments/represent.py --workdir runs/vae_digits`` writes them to ``<workdir>/latent/``."""
+
+from pathlib import Path
+
+from absl import app, flags, logging
+
+from gen_jax.train import restore_run
+from gen_jax.train.loop import load_data
+from gen_jax.viz.representation import write_latent_pictures
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A VAE training workdir.")
+_NUM = flags.DEFINE_integer("num_examples", 2000, "Test examples to encode for the scatter.")
+flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    config, task, state, _ = restore_run(_WORKDIR.value)
+    if config.model.family != "vae" or config.model.conditional:
+        raise SystemExit("represent.py needs an unconditional VAE workdir")
+    data = load_data(config, config.data.eval_split)
+    params = state.ema_params if state.ema_params is not None else state.params
+    paths = write_latent_pictures(task.model, params, data.image[:_NUM.value], data.label[:_NUM.value],
+                                  likelihood=config.model.likelihood, num_levels=data.num_levels,
+                                  outdir=Path(_WORKDIR.value) / "latent")
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)

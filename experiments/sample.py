@@ -1,0 +1,32 @@
+"""Draws samples from a trained workdir's latest checkpoint:
+``python experiments/sample.py --workdir runs/vae_digits [--num 64 --seed 1 --out samples.png]``."""
+
+from pathlib import Path
+
+import jax
+import numpy as np
+from absl import app, flags, logging
+
+from gen_jax.train import restore_run
+from gen_jax.viz import save_image_grid
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir.")
+_NUM = flags.DEFINE_integer("num", 64, "Number of samples.")
+_SEED = flags.DEFINE_integer("seed", 0, "Sampling seed (a different seed gives different samples).")
+_OUT = flags.DEFINE_string("out", "", "Output PNG (default: <workdir>/samples_seed<seed>.png).")
+flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    config, task, state, _ = restore_run(_WORKDIR.value)
+    params = state.ema_params if state.ema_params is not None else state.params
+    images = np.asarray(task.sample(params, jax.random.key(_SEED.value), _NUM.value))
+    out = Path(_OUT.value or Path(_WORKDIR.value) / f"samples_seed{_SEED.value}.png")
+    save_image_grid(images, out, title=f"{config.model.family} on {config.data.name}, step {int(state.step)}")
+    print(out)
+
+
+if __name__ == "__main__":
+    app.run(main)

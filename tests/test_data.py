@@ -1,0 +1,140 @@
+"""Datasets and the batch iterator."""
+
+import math
+
+import numpy as np
+import pytest
+
+from gen_jax.data import (BatchIterator, DatasetNotFoundError, bits_per_dim, dequantized_nll, get_toy,
+                          load_image_dataset)
+
+
+def test_iterator_covers_every_example_once_per_epoch():
+    arrays = {"x": np.arange(96), "y": np.arange(96) * 10}
+    it = BatchIterator(arrays, 16, seed=3)
+    for epoch in range(3):
+        seen = np.concatenate([next(it)["x"] for _ in range(6)])
+        assert sorted(seen.tolist()) == list(range(96)), epoch
+    batch = next(it)
+    np.testing.assert_array_equal(batch["y"], batch["x"] * 10)  # fields stay aligned
+
+
+def test_iterator_epochs_differ_and_drop_a_different_remainder():
+    it = BatchIterator({"x": np.arange(50)}, 16, seed=0)
+    epochs = [np.concatenate([next(it)["x"] for _ in range(3)]) for _ in range(2)]
+    assert all(len(set(e.tolist())) == 48 for e in epochs)
+    assert set(epochs[0].tolist()) != set(epochs[1].tolist()) or not np.array_equal(epochs[0], epochs[1])
+
+
+def test_iterator_is_deterministic_and_seed_dependent():
+    a = [next(BatchIterator({"x": np.arange(64)}, 8, seed=1))["x"] for _ in range(2)]
+    np.testing.assert_array_equal(a[0], a[1])
+    b = next(BatchIterator({"x": np.arange(64)}, 8, seed=2))["x"]
+    assert not np.array_equal(a[0], b)
+
+
+def test_iterator_device_shards_are_disjoint_and_cover_the_global_batch():
+    flat = BatchIterator({"x": np.arange(64)}, 16, seed=5)
+    sharded = BatchIterator({"x": np.arange(64)}, 16, seed=5, num_devices=4)
+    for _ in range(5):
+        f, s = next(flat)["x"], next(sharded)["x"]
+        assert s.shape == (4, 4)
+        assert len(set(s.ravel().tolist())) == 16
+        np.testing.assert_array_equal(np.sort(s.ravel()), np.sort(f))
+
+
+def test_iterator_resumes_from_a_saved_position():
+    it = BatchIterator({"x": np.arange(40)}, 8, seed=9)
+    for _ in range(7):
+        next(it)
+    state = it.get_state()
+    expected = [next(it)["x"] for _ in range(6)]
+    resumed = BatchIterator({"x": np.arange(40)}, 8, seed=9)
+    resumed.set_state(state)
+    for e in expected:
+        np.testing.assert_array_equal(next(resumed)["x"], e)
+
+
+def test_iterator_rejects_batch_not_divisible_by_devices():
+    with pytest.raises(ValueError, match="not divisible by the device count 4"):
+        BatchIterator({"x": np.arange(64)}, 10, num_devices=4)
+
+
+def test_unknown_dataset_and_split_are_errors():
+    with pytest.raises(ValueError, match="unknown image dataset 'cifar10'"):
+        load_image_dataset("cifar10", "train")
+    with pytest.raises(ValueError, match="has no split 'valid'"):
+        load_image_dataset("mnist", "valid")
+    with pytest.raises(ValueError, match="unknown 2-D dataset"):
+        get_toy("swiss")
+
+
+def test_missing_data_directory_names_where_it_looked(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match=str(tmp_path / "nowhere" / "binarized_mnist")):
+        load_image_dataset("binarized_mnist", "test", data_dir=tmp_path / "nowhere")
+    with pytest.raises(DatasetNotFoundError, match=str(tmp_path / "mnist")):
+        load_image_dataset("mnist", "test", data_dir=tmp_path)
+
+
+def test_digits_split_is_fixed_and_disjoint():
+    train, test = load_image_dataset("digits", "train"), load_image_dataset("digits", "test")
+    assert len(train) + len(test) == 1797 and train.num_levels == 17 and train.image.max() == 16
+    flat = {bytes(r) for r in train.image.reshape(len(train), -1)}
+    assert sum(bytes(r) in flat for r in test.image.reshape(len(test), -1)) < 5  # a few exact duplicates exist
+
+
+def test_binarized_mnist_is_the_fixed_binarization():
+    test = load_image_dataset("binarized_mnist", "test")
+    assert test.image.shape == (10000, 28, 28, 1) and set(np.unique(test.image)) == {0, 1}
+    assert len(load_image_dataset("binarized_mnist", "train")) == 50000
+
+
+def test_mnist_through_tfds():
+    test = load_image_dataset("mnist", "test")
+    assert test.image.shape == (10000, 28, 28, 1) and test.image.dtype == np.uint8
+    assert test.image.max() == 255 and np.bincount(test.label).tolist()[:2] == [980, 1135]
+
+
+def test_fashion_mnist_through_tfds():
+    test = load_image_dataset("fashion_mnist", "test")
+    assert test.image.shape == (10000, 28, 28, 1) and np.bincount(test.label).tolist() == [1000] * 10
+
+
+@pytest.mark.parametrize("name", ["ring8", "grid25", "checkerboard"])
+def test_toy_densities_integrate_to_one(name):
+    toy = get_toy(name)
+    x0, x1, y0, y1 = toy.bounds
+    n = 1001
+    xs, ys = np.linspace(x0, x1, n), np.linspace(y0, y1, n)
+    grid = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
+    mass = np.exp(toy.log_prob(grid)).sum() * (xs[1] - xs[0]) * (ys[1] - ys[0])
+    np.testing.assert_allclose(mass, 1.0, atol=2e-3)
+
+
+@pytest.mark.parametrize("name", ["two_moons", "ring8", "grid25", "checkerboard", "spirals"])
+def test_toy_sampling_is_seeded(name):
+    toy = get_toy(name)
+    a, b, c = toy.sample(500, 1), toy.sample(500, 1), toy.sample(500, 2)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (500, 2) and not np.array_equal(a, c)
+    if toy.has_log_prob:
+        assert np.all(np.isfinite(toy.log_prob(a)))
+
+
+def test_world_land_is_uniform_on_land_with_entropy_log_area():
+    toy = get_toy("world_land")
+    x = toy.sample(20000, 0)
+    lp = toy.log_prob(x)
+    assert np.all(np.isfinite(lp)) and np.ptp(lp) == 0  # every sample on land, one density value
+    area = math.exp(-lp[0])  # square degrees
+    assert 0.25 * 360 * 180 < area < 0.35 * 360 * 180  # land is ~29% of the map's area in lon/lat
+    np.testing.assert_allclose(toy.entropy(), math.log(area), rtol=1e-12)
+    # Known places: the middle of the Sahara is land, the middle of the Pacific is not.
+    probe = toy.log_prob(np.array([[10.0, 23.0], [-150.0, 0.0]]))
+    assert np.isfinite(probe[0]) and probe[1] == -np.inf
+
+
+def test_bits_per_dim_and_dequantization_conventions():
+    np.testing.assert_allclose(bits_per_dim(784 * math.log(2), num_dims=784), 1.0)
+    # A uniform density on [0,1)^D assigns the discrete uniform over K^D cells: nll = D log K.
+    np.testing.assert_allclose(dequantized_nll(0.0, num_dims=3, num_levels=256), 3 * math.log(256))

@@ -1,0 +1,49 @@
+"""SubpixelConvTranspose computes exactly nn.ConvTranspose: outputs and gradients on shared parameters."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gen_jax.nn import MLP, ConvDecoder, SubpixelConvTranspose
+
+CASES = [  # (input H, W, kernel, stride, padding)
+    (7, 7, 4, 2, "SAME"), (7, 9, 4, 2, "VALID"), (8, 8, 3, 2, "SAME"), (5, 6, 5, 2, "SAME"),
+    (4, 4, 3, 3, "VALID"), (6, 6, 3, 1, "SAME"), (3, 5, 2, 2, "SAME"),
+]
+
+
+@pytest.mark.parametrize("h,w,k,s,padding", CASES)
+def test_subpixel_conv_transpose_equals_flax_conv_transpose(h, w, k, s, padding):
+    x = jax.random.normal(jax.random.key(0), (2, h, w, 3))
+    ref = nn.ConvTranspose(5, (k, k), (s, s), padding=padding)
+    params = ref.init(jax.random.key(1), x)
+    params = jax.tree.map(lambda p: p + 0.1, params)  # a non-zero bias too
+    ours = SubpixelConvTranspose(5, (k, k), (s, s), padding=padding)
+    assert jax.tree.map(jnp.shape, ours.init(jax.random.key(1), x)) == jax.tree.map(jnp.shape, params)
+    np.testing.assert_allclose(ours.apply(params, x), ref.apply(params, x), rtol=1e-5, atol=1e-5)
+
+    def loss(module, p, v):
+        return jnp.sum(jnp.sin(module.apply(p, v)))
+
+    g_ref = jax.grad(lambda p, v: loss(ref, p, v), argnums=(0, 1))(params, x)
+    g_ours = jax.grad(lambda p, v: loss(ours, p, v), argnums=(0, 1))(params, x)
+    for a, b in zip(jax.tree.leaves(g_ours), jax.tree.leaves(g_ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_decoder_output_shape_and_divisibility_error():
+    dec = ConvDecoder(image_shape=(28, 28, 1), out_channels=2, channels=(16, 8), hidden=32)
+    out, _ = dec.init_with_output(jax.random.key(0), jnp.zeros((3, 4)))
+    assert out.shape == (3, 28, 28, 2)
+    with pytest.raises(ValueError, match="not divisible by 2\\^3"):
+        ConvDecoder(image_shape=(28, 28, 1), out_channels=1, channels=(4, 4, 4)).init(jax.random.key(0),
+                                                                                       jnp.zeros((1, 2)))
+
+
+def test_mlp_final_activation_flag():
+    x = jnp.linspace(-3, 3, 12).reshape(2, 6)
+    mlp = MLP((4, 3), activate_final=True)
+    out = mlp.apply(mlp.init(jax.random.key(0), x), x)
+    assert out.shape == (2, 3) and np.all(out >= 0)
