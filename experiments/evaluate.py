@@ -12,7 +12,6 @@ from absl import app, flags, logging
 from gen_jax.eval import evaluate_log_likelihood
 from gen_jax.losses import make_importance_weighted_bound
 from gen_jax.train import restore_run
-from gen_jax.train.loop import load_data
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir.")
 _K = flags.DEFINE_integer("num_samples", 5000, "k of the IWAE bound (1 = ELBO).")
@@ -26,9 +25,8 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    config, task, state, _ = restore_run(_WORKDIR.value)
+    config, task, state, data = restore_run(_WORKDIR.value, _SPLIT.value)
     params = state.ema_params if state.ema_params is not None else state.params
-    data = load_data(config, _SPLIT.value)
     bound = make_importance_weighted_bound(task.model, likelihood=config.model.likelihood,
                                            num_levels=data.num_levels, num_samples=_K.value,
                                            chunk_size=min(_CHUNK.value, _K.value))

@@ -6,7 +6,6 @@ from pathlib import Path
 from absl import app, flags, logging
 
 from gen_jax.train import restore_run
-from gen_jax.train.loop import load_data
 from gen_jax.viz.representation import write_latent_pictures
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A VAE training workdir.")
@@ -17,10 +16,9 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    config, task, state, _ = restore_run(_WORKDIR.value)
+    config, task, state, data = restore_run(_WORKDIR.value, "test")
     if config.model.family != "vae" or config.model.conditional:
         raise SystemExit("represent.py needs an unconditional VAE workdir")
-    data = load_data(config, config.data.eval_split)
     params = state.ema_params if state.ema_params is not None else state.params
     paths = write_latent_pictures(task.model, params, data.image[:_NUM.value], data.label[:_NUM.value],
                                   likelihood=config.model.likelihood, num_levels=data.num_levels,

@@ -147,20 +147,21 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
         signal.signal(signal.SIGTERM, previous_handler)
 
 
-def restore_run(workdir: str | Path):
-    """Rebuilds ``(config, task, state, train_data)`` of a trained workdir from its config and latest checkpoint."""
+def restore_run(workdir: str | Path, split: str = "train"):
+    """Rebuilds ``(config, task, state, data)`` of a trained workdir from its config and latest checkpoint;
+    ``data`` is ``split`` of the run's dataset (any split fixes the model's shapes)."""
     workdir = Path(workdir)
     config_path = workdir / "config.json"
     if not config_path.exists():
         raise FileNotFoundError(f"{config_path} does not exist: is {workdir} a gen_jax training workdir?")
     config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
-    train_data = load_data(config, "train")
-    task = build_task(config, train_data)
+    data = load_data(config, split)
+    task = build_task(config, data)
     optimizer = make_optimizer(config.optim, config.train.steps)
-    state = init_state(config, task, train_data, optimizer)
+    state = init_state(config, task, data, optimizer)
     checkpoints = CheckpointStore(workdir / "checkpoints", max_to_keep=config.train.max_checkpoints)
     if checkpoints.latest_step() is None:
         raise FileNotFoundError(f"no checkpoint in {workdir / 'checkpoints'}")
     state, _ = checkpoints.restore(state)
     checkpoints.close()
-    return config, task, state, train_data
+    return config, task, state, data
