@@ -1,6 +1,6 @@
 """Convolutional VAE on MNIST (TFDS, prepared offline), discretized logistic over 256 levels."""
 
-from gen_jax.train.config import default_config
+from gen_jax.train.config import default_config, smoke_train_settings
 
 
 def get_config(variant: str = ""):
@@ -19,17 +19,10 @@ def get_config(variant: str = ""):
     c.train.progress_bar = False
     c.eval.num_importance_samples = 100
     if variant == "smoke":
-        c.eval.num_examples = 200
         c.model.conv_channels = (8, 16)
         c.model.hidden = (32,)
         c.model.latent_dim = 4
-        c.train.steps = 4
-        c.train.batch_size = 16
-        c.train.log_every = 2
-        c.train.checkpoint_every = 4
-        c.train.sample_every = 4
-        c.train.num_sample_images = 16
-        c.eval.num_importance_samples = 0
+        smoke_train_settings(c, steps=4, batch_size=16)
     elif variant:
         raise ValueError(f"unknown variant {variant!r}; use '' or 'smoke'")
     return c

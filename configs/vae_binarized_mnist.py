@@ -3,7 +3,7 @@
 The benchmark run of BENCHMARKS.md; test NLL by the IWAE bound with k = 5000 at the end of training.
 """
 
-from gen_jax.train.config import default_config
+from gen_jax.train.config import default_config, smoke_train_settings
 
 
 def get_config(variant: str = ""):
@@ -25,16 +25,9 @@ def get_config(variant: str = ""):
     c.eval.num_importance_samples = 5000
     c.eval.importance_chunk = 250
     if variant == "smoke":
-        c.eval.num_examples = 200
         c.model.hidden = (64,)
         c.model.latent_dim = 4
-        c.train.steps = 10
-        c.train.batch_size = 32
-        c.train.log_every = 5
-        c.train.checkpoint_every = 10
-        c.train.sample_every = 10
-        c.train.num_sample_images = 16
-        c.eval.num_importance_samples = 0
+        smoke_train_settings(c, steps=10)
     elif variant:
         raise ValueError(f"unknown variant {variant!r}; use '' or 'smoke'")
     return c

@@ -4,7 +4,7 @@ Discretized-logistic decoder over the 17 grey levels, so the test NLL is a real 
 ``--config configs/vae_digits.py:smoke`` is a seconds-long variant for tests.
 """
 
-from gen_jax.train.config import default_config
+from gen_jax.train.config import default_config, smoke_train_settings
 
 
 def get_config(variant: str = ""):
@@ -21,16 +21,9 @@ def get_config(variant: str = ""):
     c.train.sample_every = 1000
     c.eval.num_importance_samples = 500
     if variant == "smoke":
-        c.eval.num_examples = 200
         c.model.hidden = (32,)
         c.model.latent_dim = 2
-        c.train.steps = 20
-        c.train.batch_size = 32
-        c.train.log_every = 5
-        c.train.checkpoint_every = 10
-        c.train.sample_every = 10
-        c.train.num_sample_images = 16
-        c.train.progress_bar = False
+        smoke_train_settings(c, steps=20)
         c.eval.num_importance_samples = 10
         c.eval.importance_chunk = 10
     elif variant:

@@ -4,7 +4,7 @@
 | --- | --- | --- | --- |
 | ``digits`` | scikit-learn's 8x8 digits, embedded in the wheel (the default; no download) | 17 | train / test (fixed 80/20) |
 | ``mnist`` | TFDS ``mnist``, prepared from the IDX files in ``<data_dir>/mnist`` | 256 | train / test |
-| ``fashion_mnist`` | TFDS ``fashion_mnist``, prepared from Debian's ``dataset-fashion-mnist`` | 256 | train / test |
+| ``fashion_mnist`` | Debian's ``dataset-fashion-mnist`` IDX files, read directly (TFDS rejects their checksums) | 256 | train / test |
 | ``binarized_mnist`` | Larochelle & Murray's fixed binarization, ``<data_dir>/binarized_mnist/*.mat`` | 2 | train / valid / test |
 """
 
@@ -95,8 +95,7 @@ def _binarized_mnist(split: str, data_dir: Path) -> ImageDataset:
 
 def _tfds_image_dataset(name: str, split: str, manual_dir: Path, tfds_dir: Path | None) -> ImageDataset:
     """Prepares TFDS's own builder from local files (once) and reads the split into memory."""
-    _require(manual_dir, name, "Install it with `apt-get install -y dataset-fashion-mnist`."
-             if name == "fashion_mnist" else _DATA_DIR_HINT)
+    _require(manual_dir, name)
     tfds_dir = Path(tfds_dir) if tfds_dir else cache_dir() / "tfds"
     cached = tfds_dir / f"{name}_{split}.npz"  # decoded arrays: TFDS decodes PNGs one by one, slowly
     if not cached.exists():
@@ -112,6 +111,29 @@ def _tfds_image_dataset(name: str, split: str, manual_dir: Path, tfds_dir: Path 
     arrays = np.load(cached)
     return ImageDataset(name, split, arrays["image"], arrays["label"], num_levels=256, num_classes=10)
 
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (the MNIST family's format: big-endian dims after a 4-byte magic), gzip'd."""
+    import gzip
+
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    dims = np.frombuffer(raw, ">u4", count=ndim, offset=4)
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _idx_image_dataset(name: str, split: str, folder: Path) -> ImageDataset:
+    """Reads the four-file IDX layout directly. Used for Debian's Fashion-MNIST, whose re-compressed ``.gz``
+    files TFDS rejects (their checksums differ from the official archives TFDS records)."""
+    prefix = {"train": "train", "test": "t10k"}[split]
+    images = _read_idx(_require(folder / f"{prefix}-images-idx3-ubyte.gz", name, _FASHION_HINT))
+    labels = _read_idx(_require(folder / f"{prefix}-labels-idx1-ubyte.gz", name, _FASHION_HINT))
+    return ImageDataset(name, split, images[..., None].copy(), labels.astype(np.int32), num_levels=256,
+                        num_classes=10)
+
+
+_FASHION_HINT = "Install it with `apt-get install -y dataset-fashion-mnist`."
 
 IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "binarized_mnist")
 
@@ -139,5 +161,6 @@ def load_image_dataset(name: str, split: str, *, data_dir: str | Path | None = N
         return _digits(split)
     if name == "binarized_mnist":
         return _binarized_mnist(split, data_dir)
-    manual = data_dir / "mnist" if name == "mnist" else FASHION_MNIST_DIR
-    return _tfds_image_dataset(name, split, manual, tfds_dir)
+    if name == "fashion_mnist":
+        return _idx_image_dataset(name, split, FASHION_MNIST_DIR)
+    return _tfds_image_dataset(name, split, data_dir / "mnist", tfds_dir)

@@ -61,6 +61,22 @@ def default_config() -> ml_collections.ConfigDict:
     return c
 
 
+def smoke_train_settings(c: ml_collections.ConfigDict, *, steps: int = 10, batch_size: int = 32
+                         ) -> ml_collections.ConfigDict:
+    """The training/evaluation part of every config's ``smoke`` variant: seconds, checkpoints and samples
+    included, so tests run the whole loop. Each config shrinks its own model."""
+    c.train.steps = steps
+    c.train.batch_size = batch_size
+    c.train.log_every = max(1, steps // 4)
+    c.train.checkpoint_every = max(1, steps // 2)
+    c.train.sample_every = max(1, steps // 2)
+    c.train.num_sample_images = 16
+    c.train.progress_bar = False
+    c.eval.num_examples = 200
+    c.eval.num_importance_samples = 0
+    return c
+
+
 def validate_config(config: ml_collections.ConfigDict) -> None:
     """Raises ``KeyError`` naming any key the defaults do not have (a typo would otherwise be ignored)."""
     reference = default_config()
