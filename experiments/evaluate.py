@@ -18,6 +18,9 @@ _K = flags.DEFINE_integer("num_samples", 5000, "k of the IWAE bound (1 = ELBO)."
 _CHUNK = flags.DEFINE_integer("chunk", 250, "Importance samples drawn at once (memory ~ chunk x batch).")
 _BATCH = flags.DEFINE_integer("batch_size", 500, "Test examples at once.")
 _SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.")
+_CHECKPOINT = flags.DEFINE_enum("checkpoint", "best_if_any", ["latest", "best", "best_if_any"],
+                                "Which parameters: the end of training, the model-selection pick, or the pick "
+                                "when the run made one.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the importance samples.")
 flags.mark_flags_as_required(["workdir"])
 
@@ -25,7 +28,10 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    config, task, state, data = restore_run(_WORKDIR.value, _SPLIT.value)
+    which = _CHECKPOINT.value
+    if which == "best_if_any":
+        which = "best" if (Path(_WORKDIR.value) / "best").is_dir() else "latest"
+    config, task, state, data = restore_run(_WORKDIR.value, _SPLIT.value, which)
     params = state.ema_params if state.ema_params is not None else state.params
     bound = make_importance_weighted_bound(task.model, likelihood=config.model.likelihood,
                                            num_levels=data.num_levels, num_samples=_K.value,
@@ -33,7 +39,7 @@ def main(argv):
     t0 = time.time()
     res = evaluate_log_likelihood(bound, params, data.arrays(), jax.random.key(_SEED.value),
                                   batch_size=_BATCH.value, num_dims=data.num_dims)
-    res.update(k=_K.value, split=_SPLIT.value, step=int(state.step), seconds=round(time.time() - t0, 1),
+    res.update(k=_K.value, split=_SPLIT.value, checkpoint=which, step=int(state.step), seconds=round(time.time() - t0, 1),
                device=str(jax.devices()[0].platform))
     out = Path(_WORKDIR.value) / f"eval_iwae{_K.value}_{_SPLIT.value}.json"
     out.write_text(json.dumps(res, indent=2))

@@ -167,7 +167,8 @@ def test_run_writes_metrics_tensorboard_samples_and_eval(tmp_path):
     assert ev["iwae10_nll"] <= ev["elbo_nll"] + 0.5 and results["iwae10_bits_per_dim"] > 0
 
 
-@pytest.mark.parametrize("name", ["vae_binarized_mnist", "conv_vae_mnist", "cvae_digits", "beta_vae_digits"])
+@pytest.mark.parametrize("name", ["vae_binarized_mnist", "iwae_binarized_mnist", "conv_vae_mnist", "cvae_digits",
+                                  "beta_vae_digits"])
 def test_every_config_has_a_smoke_variant_that_trains(tmp_path, name):
     c = load_config(name)
     c.train.num_devices = 1
@@ -181,3 +182,50 @@ def test_ema_params_are_kept_and_used(tmp_path):
     _, _, state, _ = gt.restore_run(tmp_path)
     assert state.ema_params is not None
     assert not np.array_equal(jax.tree.leaves(state.ema_params)[0], jax.tree.leaves(state.params)[0])
+
+
+def test_model_selection_keeps_the_best_params_and_patience_stops_early(tmp_path, monkeypatch):
+    import dataclasses
+
+    from gen_jax.train import loop
+    from gen_jax.train.checkpoint import CheckpointStore
+
+    scripted = {5: 3.0, 10: 1.0, 15: 2.0, 20: 2.5, 25: 0.5}  # best at 10, then two worse: stop at 20
+    seen = []
+    real_build = loop.build_task
+
+    def build(config, data):
+        task = real_build(config, data)
+
+        def score(params, split, rng):
+            seen.append(len(seen) * 5 + 5)
+            return scripted[seen[-1]]
+        return dataclasses.replace(task, select_score=score)
+
+    monkeypatch.setattr(loop, "build_task", build)
+    c = smoke(train__steps=40, train__checkpoint_every=5, train__max_checkpoints=10, eval__select_every=5,
+              eval__select_split="test", eval__select_patience=2)
+    results = gt.run(c, tmp_path)
+    assert seen == [5, 10, 15, 20] and results["selected_step"] == 10 and results["step"] == 10
+    ev = json.loads((tmp_path / "eval.json").read_text())
+    assert ev["selected_step"] == 10 and ev["select_score"] == 1.0
+    _, _, best, _ = gt.restore_run(tmp_path, checkpoint="best")
+    store = CheckpointStore(tmp_path / "checkpoints")
+    assert store.latest_step() == 20
+    at_10, _ = store.restore(best, step=10)
+    store.close()
+    assert_trees_equal(best.params, at_10.params)
+    # A restart after the early stop does not train on.
+    n_loss = (tmp_path / "metrics.jsonl").read_text().count('"loss"')
+    gt.run(c, tmp_path)
+    assert (tmp_path / "metrics.jsonl").read_text().count('"loss"') == n_loss and seen == [5, 10, 15, 20]
+
+
+def test_iwae_objective_and_selection_errors(tmp_path):
+    with pytest.raises(ValueError, match="no beta"):
+        gt.run(smoke(loss__num_importance_samples=4, loss__beta=2.0), tmp_path / "a")
+    with pytest.raises(ValueError, match="has no split 'valid'"):
+        gt.run(smoke(eval__select_every=5), tmp_path / "b")
+    with pytest.raises(FileNotFoundError, match="no model selection"):
+        gt.run(smoke(train__steps=2), tmp_path / "c")
+        gt.restore_run(tmp_path / "c", checkpoint="best")

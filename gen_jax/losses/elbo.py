@@ -87,3 +87,22 @@ def make_importance_weighted_bound(model: nn.Module, *, likelihood: str, num_lev
         return total - math.log(num_samples)
 
     return bound
+
+
+def make_iwae_loss(model: nn.Module, *, likelihood: str, num_levels: int, num_samples: int
+                   ) -> Callable[[dict, dict, jax.Array], tuple[jax.Array, dict]]:
+    """Builds the importance-weighted training objective of Burda et al. 2016: ``loss_fn(params, batch, rng)
+    -> (mean negative IWAE bound with k = num_samples, metrics)``.
+
+    All k samples go through the decoder in one batch and are differentiated by reparameterisation (the
+    bound's gradient weights each sample by its normalised importance weight). ``num_samples = 1`` is the
+    ELBO with a sampled KL term. Metrics: ``loss`` and ``iwae_k`` (the same number) in nats.
+    """
+    bound = make_importance_weighted_bound(model, likelihood=likelihood, num_levels=num_levels,
+                                           num_samples=num_samples, chunk_size=num_samples)
+
+    def loss_fn(params, batch, rng):
+        loss = -bound(params, batch, rng).mean()
+        return loss, {"loss": loss, f"iwae{num_samples}": loss}
+
+    return loss_fn

@@ -35,6 +35,14 @@ class CheckpointStore:
             state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()))
         return restored["state"], restored["data"]
 
+    def read_data(self, step: int | None = None) -> dict:
+        """The JSON item alone (no arrays read)."""
+        step = self.latest_step() if step is None else step
+        return self._manager.restore(step, args=ocp.args.Composite(data=ocp.args.JsonRestore()))["data"]
+
+    def wait(self) -> None:
+        self._manager.wait_until_finished()
+
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()

@@ -30,6 +30,7 @@ def default_config() -> ml_collections.ConfigDict:
 
     c.loss = ml_collections.ConfigDict()
     c.loss.beta = 1.0
+    c.loss.num_importance_samples = 1  # k > 1 trains on the IWAE bound (Burda et al. 2016) instead of the ELBO
 
     c.optim = ml_collections.ConfigDict()
     c.optim.name = "adam"
@@ -58,6 +59,15 @@ def default_config() -> ml_collections.ConfigDict:
     c.eval.num_examples = 0  # evaluate on the first n examples of the split; 0 = all
     c.eval.num_importance_samples = 0  # k of the IWAE bound at the end of training; 0 = ELBO only
     c.eval.importance_chunk = 100
+    # Model selection (early stopping): every select_every steps (0 = never) the params are scored on
+    # select_split (first select_num_examples examples, 0 = all; for latent-variable models by the IWAE
+    # bound with k = select_importance_samples); the best are kept in <workdir>/best and are the ones
+    # evaluated at the end. Training stops after select_patience scores without improvement (0 = never).
+    c.eval.select_every = 0
+    c.eval.select_split = "valid"
+    c.eval.select_num_examples = 0
+    c.eval.select_importance_samples = 1
+    c.eval.select_patience = 0
     return c
 
 

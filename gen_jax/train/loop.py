@@ -56,6 +56,43 @@ def _write_samples(task: Task, state: TrainState, rng, config, path: Path, title
     save_image_grid(images, path, title=title)
 
 
+def _eval_params(state: TrainState):
+    return state.ema_params if state.ema_params is not None else state.params
+
+
+class _BestParams:
+    """The best-scoring state so far (lower score is better) in its own one-slot checkpoint directory, with
+    the score beside it; patience counts the selection points since the best, so it survives a restart."""
+
+    def __init__(self, directory: Path, every: int, patience: int, current_step: int):
+        self._store = CheckpointStore(directory, max_to_keep=1)
+        self.every, self.patience = every, patience
+        self.step = self.score = None
+        self.bad = 0
+        if self._store.latest_step() is not None:
+            meta = self._store.read_data()
+            self.step, self.score = int(meta["step"]), float(meta["score"])
+            self.bad = max(0, current_step // every - self.step // every)
+
+    @property
+    def patience_exhausted(self) -> bool:
+        return bool(self.patience) and self.bad >= self.patience
+
+    def update(self, step: int, score: float, state: TrainState) -> None:
+        if self.score is None or score < self.score:
+            self.step, self.score, self.bad = step, score, 0
+            self._store.save(step, state, {"step": step, "score": score})
+        else:
+            self.bad += 1
+
+    def restore(self, target: TrainState) -> TrainState:
+        self._store.wait()
+        return self._store.restore(target)[0]
+
+    def close(self) -> None:
+        self._store.close()
+
+
 def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
         stop_requested: Callable[[int], bool] | None = None) -> dict:
     """Trains ``config`` in ``workdir`` (resuming if it holds checkpoints) and returns the final metrics.
@@ -78,8 +115,18 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
                                         label=eval_data.label[:config.eval.num_examples])
     num_devices = resolve_num_devices(config.train.num_devices)
     check_divisible(config.train.batch_size, num_devices)
+    select_every = config.eval.select_every
+    select_data = None
+    if select_every:
+        select_data = load_data(config, config.eval.select_split)
+        if config.eval.select_num_examples:
+            n = config.eval.select_num_examples
+            select_data = dataclasses.replace(select_data, image=select_data.image[:n], label=select_data.label[:n])
 
     task = build_task(config, train_data)
+    if select_every and task.select_score is None:
+        raise ValueError(f"eval.select_every={select_every} but model.family {config.model.family!r} has no "
+                         "selection score; set eval.select_every=0")
     optimizer = make_optimizer(config.optim, config.train.steps)
     state = init_state(config, task, train_data, optimizer)
     keys = run_keys(config.seed)
@@ -90,6 +137,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
         state, position = checkpoints.restore(state)
         batches.set_state(position)
     start = int(state.step)
+    best = _BestParams(workdir / "best", select_every, config.eval.select_patience, start) if select_every else None
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
 
     ema = config.train.ema_decay or None
@@ -111,6 +159,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
                     dynamic_ncols=True)
         t0, steps_since = time.perf_counter(), 0
         for step in pbar:
+            if best is not None and best.patience_exhausted:
+                break
             device_state, metrics = step_fn(device_state, next(batches), keys["loop"])
             done = step + 1
             steps_since += 1
@@ -130,11 +180,24 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
             if done % cfg.sample_every == 0:
                 _write_samples(task, unreplicate(device_state, num_devices), jax.random.fold_in(keys["sample"], done),
                                config, workdir / "samples" / f"step_{done:07d}.png", f"step {done}")
+            if best is not None and (done % select_every == 0 or done == cfg.steps):
+                host_state = unreplicate(device_state, num_devices)
+                score = float(task.select_score(_eval_params(host_state), select_data,
+                                                jax.random.fold_in(keys["eval"], done)))
+                check_finite(done, {f"select/{config.eval.select_split}": score})
+                best.update(done, score, host_state)
+                writer.write(done, {f"select/{config.eval.select_split}": score, "select/best": best.score,
+                                    "select/best_step": best.step})
+                if best.patience_exhausted and not checkpoint_now:  # early stop: a restart stops too
+                    checkpoints.save(done, host_state, batches.get_state())
             if stop:
                 return last
         state = unreplicate(device_state, num_devices)
-        eval_params = state.ema_params if state.ema_params is not None else state.params
-        results = task.evaluate(eval_params, eval_data, keys["eval"])
+        results = {}
+        if best is not None and best.step is not None:
+            state = best.restore(state)
+            results.update(selected_step=best.step, select_score=best.score)
+        results.update(task.evaluate(_eval_params(state), eval_data, keys["eval"]))
         results["step"] = int(state.step)
         writer.write(int(state.step), {f"eval/{k}": v for k, v in results.items() if k != "step"})
         (workdir / "eval.json").write_text(json.dumps(results, indent=2))
@@ -144,11 +207,14 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
     finally:
         writer.close()
         checkpoints.close()
+        if best is not None:
+            best.close()
         signal.signal(signal.SIGTERM, previous_handler)
 
 
-def restore_run(workdir: str | Path, split: str = "train"):
-    """Rebuilds ``(config, task, state, data)`` of a trained workdir from its config and latest checkpoint;
+def restore_run(workdir: str | Path, split: str = "train", checkpoint: str = "latest"):
+    """Rebuilds ``(config, task, state, data)`` of a trained workdir from its config and a checkpoint:
+    ``latest`` (the end of training) or ``best`` (the model-selection pick, see ``eval.select_every``);
     ``data`` is ``split`` of the run's dataset (any split fixes the model's shapes)."""
     workdir = Path(workdir)
     config_path = workdir / "config.json"
@@ -159,9 +225,14 @@ def restore_run(workdir: str | Path, split: str = "train"):
     task = build_task(config, data)
     optimizer = make_optimizer(config.optim, config.train.steps)
     state = init_state(config, task, data, optimizer)
-    checkpoints = CheckpointStore(workdir / "checkpoints", max_to_keep=config.train.max_checkpoints)
+    if checkpoint not in ("latest", "best"):
+        raise ValueError(f"checkpoint must be 'latest' or 'best', got {checkpoint!r}")
+    directory = workdir / ("checkpoints" if checkpoint == "latest" else "best")
+    checkpoints = CheckpointStore(directory, max_to_keep=config.train.max_checkpoints)
     if checkpoints.latest_step() is None:
-        raise FileNotFoundError(f"no checkpoint in {workdir / 'checkpoints'}")
+        hint = " (the run had no model selection: eval.select_every=0)" if checkpoint == "best" else ""
+        checkpoints.close()
+        raise FileNotFoundError(f"no checkpoint in {directory}{hint}")
     state, _ = checkpoints.restore(state)
     checkpoints.close()
     return config, task, state, data

@@ -13,10 +13,11 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from gen_jax.data.images import ImageDataset
-from gen_jax.eval.likelihood import evaluate_log_likelihood
-from gen_jax.losses import (make_importance_weighted_bound, make_vae_loss, observation_mean,
+from gen_jax.eval.likelihood import evaluate_log_likelihood, per_example_log_likelihood
+from gen_jax.losses import (make_importance_weighted_bound, make_iwae_loss, make_vae_loss, observation_mean,
                             params_per_dim)
 from gen_jax.models import VAE
 
@@ -31,6 +32,13 @@ class Task:
     # A family whose update is not one loss + one optimizer supplies its own per-device step factory:
     # make_step(optimizer, ema_decay, axis_name) -> step(state, batch, rng) -> (state, metrics).
     make_step: Callable | None = None
+    # Model selection score, lower is better: (params, split, rng) -> float. None = the family has none.
+    select_score: Callable[[object, ImageDataset, jax.Array], float] | None = None
+    # Per-example log-likelihood (or a lower bound), for detection metrics: (params, arrays, rng) -> (N,);
+    # a latent-variable model takes num_samples= (k of its importance-weighted bound).
+    log_prob: Callable[[object, dict, jax.Array], np.ndarray] | None = None
+    # Missing-data imputation: (params, x in [0, 1], mask (1 = observed), rng) -> x filled in.
+    impute: Callable[[object, np.ndarray, np.ndarray, jax.Array], np.ndarray] | None = None
 
 
 def build_vae(config: ml_collections.ConfigDict, data: ImageDataset) -> VAE:
@@ -46,7 +54,16 @@ def build_vae(config: ml_collections.ConfigDict, data: ImageDataset) -> VAE:
 def vae_task(config: ml_collections.ConfigDict, data: ImageDataset) -> Task:
     model = build_vae(config, data)
     likelihood, levels = config.model.likelihood, data.num_levels
-    loss_fn = make_vae_loss(model, likelihood=likelihood, num_levels=levels, beta=config.loss.beta)
+    k = config.loss.num_importance_samples
+    if k > 1:
+        if config.loss.beta != 1.0:
+            raise ValueError(f"loss.num_importance_samples={k} trains the IWAE bound, which has no beta; "
+                             f"got loss.beta={config.loss.beta}")
+        loss_fn = make_iwae_loss(model, likelihood=likelihood, num_levels=levels, num_samples=k)
+    elif k == 1:
+        loss_fn = make_vae_loss(model, likelihood=likelihood, num_levels=levels, beta=config.loss.beta)
+    else:
+        raise ValueError(f"loss.num_importance_samples must be >= 1, got {k}")
 
     def init_params(rng, batch):
         x = jnp.asarray(batch["image"], jnp.float32) / (levels - 1)
@@ -59,20 +76,63 @@ def vae_task(config: ml_collections.ConfigDict, data: ImageDataset) -> Task:
         y = jnp.arange(n) % model.num_classes if model.num_classes else None  # one column per class
         return observation_mean(likelihood, model.apply(params, z, y, method=model.decode), num_levels=levels)
 
+    def nll(params, split: ImageDataset, rng, num_samples: int) -> dict:
+        bound = make_importance_weighted_bound(model, likelihood=likelihood, num_levels=levels,
+                                               num_samples=num_samples, chunk_size=config.eval.importance_chunk)
+        return evaluate_log_likelihood(bound, params, split.arrays(), rng, batch_size=config.eval.batch_size,
+                                       num_dims=split.num_dims)
+
     def evaluate(params, split: ImageDataset, rng):
         out = {}
         bounds = {"elbo": 1}
         if config.eval.num_importance_samples > 1:
             bounds[f"iwae{config.eval.num_importance_samples}"] = config.eval.num_importance_samples
         for name, k in bounds.items():
-            bound = make_importance_weighted_bound(model, likelihood=likelihood, num_levels=levels,
-                                                   num_samples=k, chunk_size=config.eval.importance_chunk)
-            res = evaluate_log_likelihood(bound, params, split.arrays(), rng, batch_size=config.eval.batch_size,
-                                          num_dims=split.num_dims)
+            res = nll(params, split, rng, k)
             out[f"{name}_nll"], out[f"{name}_bits_per_dim"] = res["nll"], res["bits_per_dim"]
         return out
 
-    return Task(model, init_params, loss_fn, sample, evaluate)
+    def select_score(params, split: ImageDataset, rng):
+        return nll(params, split, rng, config.eval.select_importance_samples)["nll"]
+
+    def log_prob(params, arrays, rng, num_samples: int = 100):
+        bound = make_importance_weighted_bound(model, likelihood=likelihood, num_levels=levels,
+                                               num_samples=num_samples, chunk_size=config.eval.importance_chunk)
+        return per_example_log_likelihood(bound, params, arrays, rng, batch_size=config.eval.batch_size)
+
+    impute_fn = jax.jit(lambda params, x, mask, rng: impute_by_pseudo_gibbs(
+        model, likelihood, levels, params, x, mask, rng))
+
+    def impute(params, x, mask, rng):
+        if model.num_classes:
+            raise NotImplementedError("imputation with a conditional VAE needs labels; use an unconditional one")
+        return np.asarray(impute_fn(params, jnp.asarray(x, jnp.float32), jnp.asarray(mask, jnp.float32), rng))
+
+    return Task(model, init_params, loss_fn, sample, evaluate, select_score=select_score, log_prob=log_prob,
+                impute=impute)
+
+
+def impute_by_pseudo_gibbs(model: VAE, likelihood: str, num_levels: int, params, x, mask, rng, *,
+                           num_iterations: int = 30, num_average: int = 10):
+    """Missing-data imputation with a VAE by pseudo-Gibbs sampling (Rezende et al. 2014, appendix F): start
+    the missing pixels at 0.5, then repeatedly draw ``z ~ q(z | x)`` and replace the missing pixels with the
+    decoder's mean. Returns the average decoder mean of the last ``num_average`` iterations on the missing
+    pixels (a Monte-Carlo estimate of the conditional mean, the MSE-optimal fill) and ``x`` elsewhere."""
+    def decoder_mean(z):
+        return observation_mean(likelihood, model.apply(params, z, method=model.decode), num_levels=num_levels)
+
+    def one(carry, key):
+        current, total = carry
+        mean, log_var = model.apply(params, current, method=model.encode)
+        z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(key, mean.shape)
+        fill = decoder_mean(z)
+        return (mask * x + (1 - mask) * fill, total + fill), None
+
+    start = mask * x + (1 - mask) * 0.5
+    keys = jax.random.split(rng, num_iterations)
+    (current, _), _ = jax.lax.scan(one, (start, jnp.zeros_like(x)), keys[:num_iterations - num_average])
+    (_, total), _ = jax.lax.scan(one, (current, jnp.zeros_like(x)), keys[num_iterations - num_average:])
+    return mask * x + (1 - mask) * total / num_average
 
 
 TASK_BUILDERS: dict[str, Callable[[ml_collections.ConfigDict, ImageDataset], Task]] = {"vae": vae_task}
