@@ -65,3 +65,20 @@ def test_unknown_override_key_is_an_error(tmp_path):
 def test_sample_on_a_non_workdir_names_the_problem(tmp_path):
     proc = cli("sample.py", "--workdir", tmp_path, check=False)
     assert proc.returncode != 0 and "config.json" in proc.stderr and "gen_jax training workdir" in proc.stderr
+
+
+def test_evaluate_metrics_on_a_workdir(trained):
+    out = cli("evaluate_metrics.py", "--workdir", trained, "--num_samples", 200, "--feature_steps", 100,
+              "--ood", "digits", "--num_examples", 100, "--detection_k", 4).stdout
+    quality = json.loads((trained / "metrics_quality.json").read_text())
+    for key in ("fd", "kid", "precision", "recall", "identity", "test_accuracy", "noise_floor"):
+        assert key in quality, out
+    assert quality["num_generated"] == 200 and quality["reference"] == "digits/test"
+    assert quality["noise_floor"]["fd"] < quality["fd"]  # 30 smoke steps are far from the data
+    detection = json.loads((trained / "metrics_detection.json").read_text())
+    assert 0.0 <= detection["digits"]["nll"]["auroc"] <= 1.0 and detection["digits"]["num_out"] == 100
+    inpainting = json.loads((trained / "metrics_inpainting.json").read_text())
+    assert set(inpainting) >= {"left_half", "center_square", "random_half"}
+    assert all(inpainting[m]["mse"] > 0 for m in ("left_half", "center_square", "random_half"))
+    proc = cli("evaluate_metrics.py", "--workdir", trained, "--metrics", "fid", check=False)
+    assert proc.returncode != 0 and "unknown metrics" in proc.stderr

@@ -1,6 +1,7 @@
 """Datasets (2-D toys, offline images) and the batch iterator; conventions in :mod:`.conventions`."""
 
-from gen_jax.data.conventions import bits_per_dim, dequantized_nll, to_unit_interval, uniform_dequantize
+from gen_jax.data.conventions import (bits_per_dim, dequantized_nll, requantize, to_unit_interval,
+                                     uniform_dequantize)
 from gen_jax.data.images import (IMAGE_DATASETS, DatasetNotFoundError, ImageDataset, default_data_dir,
                                  load_image_dataset)
 from gen_jax.data.iterator import BatchIterator

@@ -50,3 +50,11 @@ def dequantized_nll(log_density: jax.Array, *, num_dims: int, num_levels: int) -
 def bits_per_dim(nll_nats: jax.Array, *, num_dims: int) -> jax.Array:
     """Converts a per-example NLL in nats into bits per dimension."""
     return nll_nats / (num_dims * math.log(2.0))
+
+
+def requantize(levels, *, from_levels: int, to_levels: int):
+    """Maps integer levels between level counts through ``[0, 1]`` with rounding (e.g. 256 -> 2 thresholds at
+    the middle grey), so a dataset can be scored by a model of another level count (OOD detection)."""
+    import numpy as np
+    x = np.asarray(levels, np.float64) / (from_levels - 1)
+    return np.rint(x * (to_levels - 1)).astype(np.uint8)

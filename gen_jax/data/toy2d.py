@@ -33,6 +33,10 @@ class Toy2D:
     log_prob_fn: Callable[[np.ndarray], np.ndarray] | None = None
     # (xmin, xmax, ymin, ymax) for plots.
     bounds: tuple[float, float, float, float] = (-3.0, 3.0, -3.0, 3.0)
+    # Gaussian mixtures only: the component means (K, 2) and their common standard deviation, for the
+    # mode-coverage diagnostic (gen_jax.eval.mode_coverage).
+    modes: np.ndarray | None = None
+    mode_std: float | None = None
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         """``n`` float32 points, shape ``(n, 2)``, deterministic given ``seed``."""
@@ -63,7 +67,7 @@ def _mixture(centers: np.ndarray, std: float, name: str, bounds) -> Toy2D:
         comp = -sq / (2 * std**2) - math.log(2 * math.pi * std**2)
         return logsumexp(comp, axis=1) - math.log(len(centers))
 
-    return Toy2D(name, sample_fn, log_prob_fn, bounds)
+    return Toy2D(name, sample_fn, log_prob_fn, bounds, modes=np.asarray(centers, np.float64), mode_std=float(std))
 
 
 def ring_of_gaussians(num_modes: int = 8, radius: float = 2.0, std: float = 0.1) -> Toy2D:

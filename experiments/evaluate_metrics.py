@@ -1,0 +1,132 @@
+"""The shared evaluation suite on a trained image workdir:
+
+``python experiments/evaluate_metrics.py --workdir runs/vae_mnist --metrics quality,detection,inpainting``
+
+* ``quality``: FD, KID and precision/recall of ``--num_samples`` model samples against the reference split in
+  the feature space of gen_jax's own classifier for ``--feature_dataset`` (default: the run's dataset; trained
+  once and cached), with the classifier's hash and test accuracy and the noise floor (as many real train
+  images against the same reference).
+* ``detection``: AUROC/AUPRC of ``-log p`` and of the typicality score, the run's test split against each
+  ``--ood`` dataset's test split (requantized to the run's level count).
+* ``inpainting``: MSE/PSNR on the missing pixels of each mask in ``gen_jax.eval.MASKS``.
+
+Writes ``<workdir>/metrics_<metric>.json`` and prints them.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from absl import app, flags, logging
+
+from gen_jax.data import load_image_dataset, requantize
+from gen_jax.eval import (MASKS, detection_report, inpainting_score, load_feature_network, make_mask,
+                          sample_quality)
+from gen_jax.train import restore_run
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir.")
+_METRICS = flags.DEFINE_list("metrics", ["quality", "detection", "inpainting"], "Which metrics.")
+_CHECKPOINT = flags.DEFINE_enum("checkpoint", "best_if_any", ["latest", "best", "best_if_any"],
+                                "Parameters to evaluate (see experiments/evaluate.py).")
+_NUM_SAMPLES = flags.DEFINE_integer("num_samples", 10000, "Generated samples for the quality metrics.")
+_REFERENCE = flags.DEFINE_string("reference_split", "test", "Reference split for the quality metrics.")
+_FEATURE_DATASET = flags.DEFINE_string("feature_dataset", "", "Dataset whose classifier gives the features "
+                                       "(default: the run's dataset; binarized_mnist has no labels: use mnist).")
+_FEATURE_STEPS = flags.DEFINE_integer("feature_steps", 2000, "Training steps of the feature classifier.")
+_OOD = flags.DEFINE_list("ood", [], "Out-of-distribution datasets (default: fashion_mnist for MNIST runs, "
+                         "mnist for fashion_mnist runs).")
+_DETECTION_K = flags.DEFINE_integer("detection_k", 100, "k of the importance-weighted bound for -log p.")
+_NUM_EXAMPLES = flags.DEFINE_integer("num_examples", 2000, "Test examples for detection and inpainting "
+                                     "(0 = all).")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of samples and imputations.")
+flags.mark_flags_as_required(["workdir"])
+
+DEFAULT_OOD = {"mnist": ["fashion_mnist"], "binarized_mnist": ["fashion_mnist"], "fashion_mnist": ["mnist"]}
+
+
+def _load(config, name, split):
+    return load_image_dataset(name, split, data_dir=config.data.data_dir or None,
+                              tfds_dir=config.data.tfds_dir or None)
+
+
+def _first(arrays, n):
+    return {k: v[:n] if n else v for k, v in arrays.items()}
+
+
+def quality(config, task, params, test):
+    name = _FEATURE_DATASET.value or ("mnist" if test.name == "binarized_mnist" else test.name)
+    net = load_feature_network(name, steps=_FEATURE_STEPS.value, data_dir=config.data.data_dir or None,
+                               tfds_dir=config.data.tfds_dir or None)
+    key = jax.random.key(_SEED.value)
+    samples = np.concatenate([np.asarray(task.sample(params, jax.random.fold_in(key, i), 1000))
+                              for i in range(-(-_NUM_SAMPLES.value // 1000))])[:_NUM_SAMPLES.value]
+    reference = _load(config, test.name, _REFERENCE.value)
+    res = sample_quality(net, samples, reference, floor=_load(config, test.name, "train"))
+    res["samples"] = f"task.sample of {config.model.family} (VAE: decoder mean at z ~ N(0, I)), seed {_SEED.value}"
+    return res
+
+
+def detection(config, task, params, test):
+    if task.log_prob is None:
+        raise ValueError(f"model.family {config.model.family!r} has no log-likelihood: no detection metrics")
+    ood_names = _OOD.value or DEFAULT_OOD.get(test.name)
+    if not ood_names:
+        raise ValueError(f"no default OOD dataset for {test.name!r}; pass --ood")
+    n = _NUM_EXAMPLES.value
+    key = jax.random.key(_SEED.value)
+    k = _DETECTION_K.value
+
+    def nll(arrays, i):
+        return -task.log_prob(params, _first(arrays, n), jax.random.fold_in(key, i), num_samples=k)
+
+    train = _load(config, test.name, "train")
+    in_nll = nll(test.arrays(), 0)
+    train_mean = float(nll(train.arrays(), 1).mean())
+    out = {"in_distribution": f"{test.name}/test", "importance_samples": k}
+    for j, name in enumerate(ood_names):
+        ood = _load(config, name, "test")
+        if ood.image_shape != test.image_shape:
+            raise ValueError(f"OOD dataset {name!r} has shape {ood.image_shape}, the model {test.image_shape}")
+        arrays = {"image": requantize(ood.image, from_levels=ood.num_levels, to_levels=test.num_levels),
+                  "label": ood.label}
+        out[name] = detection_report(in_nll, nll(arrays, 2 + j), train_mean)
+    return out
+
+
+def inpainting(config, task, params, test):
+    if task.impute is None:
+        raise ValueError(f"model.family {config.model.family!r} cannot impute")
+    x = test.image[:_NUM_EXAMPLES.value or None].astype(np.float32) / (test.num_levels - 1)
+    key = jax.random.key(_SEED.value)
+    return {m: inpainting_score(lambda xb, mb, r: task.impute(params, xb, mb, r), x,
+                                make_mask(m, test.image_shape, seed=_SEED.value), jax.random.fold_in(key, i))
+            for i, m in enumerate(MASKS)}
+
+
+METRICS = {"quality": quality, "detection": detection, "inpainting": inpainting}
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    unknown = set(_METRICS.value) - set(METRICS)
+    if unknown:
+        raise app.UsageError(f"unknown metrics {sorted(unknown)}; known: {sorted(METRICS)}")
+    which = _CHECKPOINT.value
+    if which == "best_if_any":
+        which = "best" if (Path(_WORKDIR.value) / "best").is_dir() else "latest"
+    config, task, state, test = restore_run(_WORKDIR.value, "test", which)
+    params = state.ema_params if state.ema_params is not None else state.params
+    for metric in _METRICS.value:
+        t0 = time.time()
+        res = METRICS[metric](config, task, params, test)
+        res.update(checkpoint=which, step=int(state.step), seconds=round(time.time() - t0, 1))
+        path = Path(_WORKDIR.value) / f"metrics_{metric}.json"
+        path.write_text(json.dumps(res, indent=2))
+        print(f"{path}:\n{json.dumps(res, indent=2)}")
+
+
+if __name__ == "__main__":
+    app.run(main)
