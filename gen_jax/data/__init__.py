@@ -5,4 +5,4 @@ from gen_jax.data.conventions import (bits_per_dim, dequantized_nll, requantize,
 from gen_jax.data.images import (IMAGE_DATASETS, DatasetNotFoundError, ImageDataset, default_data_dir,
                                  load_image_dataset)
 from gen_jax.data.iterator import BatchIterator
-from gen_jax.data.toy2d import TOY_DATASETS, Toy2D, get_toy
+from gen_jax.data.toy2d import TOY_DATASETS, Toy2D, get_toy, world_land_raster

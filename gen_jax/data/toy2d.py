@@ -150,6 +150,11 @@ def _land_cells(resolution: float) -> np.ndarray:
     return land
 
 
+def world_land_raster(resolution: float = WORLD_LAND_RESOLUTION) -> np.ndarray:
+    """The boolean land raster behind ``world_land`` (rows from 90N south, columns from 180W east)."""
+    return _land_cells(resolution)
+
+
 def world_land(resolution: float = WORLD_LAND_RESOLUTION) -> Toy2D:
     """Uniform over land in the (longitude, latitude) plane, in degrees; exact density 1 / land area."""
     land = _land_cells(resolution)

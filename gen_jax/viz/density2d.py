@@ -1,0 +1,59 @@
+"""2-D pictures: data, samples, boxes and density heat-maps side by side (the toys and the world map)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def density_grid(log_prob, bounds: Sequence[float], resolution: int = 200):
+    """Evaluates ``log_prob`` on a ``resolution^2`` grid of cell centres over ``bounds``; returns
+    ``(log_density (res, res) with rows from ymin up, cell_area)``."""
+    xmin, xmax, ymin, ymax = bounds
+    xs = xmin + (np.arange(resolution) + 0.5) * (xmax - xmin) / resolution
+    ys = ymin + (np.arange(resolution) + 0.5) * (ymax - ymin) / resolution
+    gx, gy = np.meshgrid(xs, ys)
+    lp = np.asarray(log_prob(np.stack([gx.ravel(), gy.ravel()], 1))).reshape(resolution, resolution)
+    return lp, (xmax - xmin) * (ymax - ymin) / resolution**2
+
+
+def save_2d_panels(panels: Sequence[dict], path: str | Path, *, bounds: Sequence[float], title: str = "",
+                   background: np.ndarray | None = None, panel_size: float = 4.0) -> Path:
+    """One row of panels. Each panel dict may hold ``title``, ``points`` ``(n, 2)``, ``box`` ``(low, high)``
+    and ``log_density`` (a grid from :func:`density_grid`, shown as a heat-map of the density).
+    ``background``: a boolean raster over ``bounds`` (rows from the top), drawn in grey (the land mask)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    xmin, xmax, ymin, ymax = bounds
+    aspect = (ymax - ymin) / (xmax - xmin)
+    fig, axes = plt.subplots(1, len(panels), figsize=(panel_size * len(panels), panel_size * max(aspect, 0.4)),
+                             squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        if background is not None:
+            ax.imshow(~background, extent=(xmin, xmax, ymin, ymax), cmap="gray", vmin=-1.5, vmax=1,
+                      interpolation="nearest", aspect="auto")
+        if "log_density" in panel:
+            dens = np.exp(panel["log_density"])
+            ax.imshow(dens, extent=(xmin, xmax, ymin, ymax), origin="lower", cmap="magma", aspect="auto",
+                      alpha=0.9 if background is not None else 1.0)
+        if "points" in panel:
+            p = np.asarray(panel["points"])
+            ax.scatter(p[:, 0], p[:, 1], s=1.0, alpha=0.5, color=panel.get("color", "tab:blue"), linewidths=0)
+        if "box" in panel:
+            (x0, y0), (x1, y1) = panel["box"]
+            ax.plot([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0], color="tab:red", lw=1.5)
+        ax.set_xlim(xmin, xmax)
+        ax.set_ylim(ymin, ymax)
+        ax.set_title(panel.get("title", ""), fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
