@@ -50,6 +50,10 @@ class ImageDataset:
     def arrays(self) -> dict[str, np.ndarray]:
         return {"image": self.image, "label": self.label}
 
+    def take(self, n: int) -> "ImageDataset":
+        """The first ``n`` examples."""
+        return dataclasses.replace(self, image=self.image[:n], label=self.label[:n])
+
 
 def default_data_dir() -> Path:
     """``$GEN_JAX_DATA_DIR``, else ``../shared/data`` beside the checkout this package lives in, else beside cwd."""

@@ -2,6 +2,7 @@
 
 from gen_jax.losses.elbo import (elbo, gaussian_kl, log_normal_diag, make_importance_weighted_bound,
                                  make_iwae_loss, make_vae_loss)
+from gen_jax.losses.nll import make_nll_loss, negative_log_likelihood
 from gen_jax.losses.likelihoods import (LIKELIHOODS, bernoulli_log_likelihood,
                                         discretized_logistic_log_likelihood, gaussian_log_likelihood,
                                         observation_log_likelihood, observation_mean, observation_sample,

@@ -18,6 +18,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.data.data_dir = ""  # "" = gen_jax.data.default_data_dir()
     c.data.tfds_dir = ""  # "" = $GEN_JAX_CACHE/tfds
     c.data.eval_split = "test"
+    c.data.toy_num_train = 50_000  # 2-D toys: size of the fixed train split
+    c.data.toy_num_eval = 10_000  # ... and of the valid / test splits
 
     c.model = ml_collections.ConfigDict()
     c.model.family = "vae"
@@ -27,6 +29,11 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.conv_channels = (32, 64)
     c.model.likelihood = "discretized_logistic"  # bernoulli | gaussian | discretized_logistic
     c.model.conditional = False
+    # family "flow": realnvp | glow | maf | spline (gen_jax.models.flows.build_flow); hidden is per conditioner
+    c.model.flow = "spline"
+    c.model.num_layers = 8
+    c.model.num_bins = 8
+    c.model.spline_bound = 4.0
 
     c.loss = ml_collections.ConfigDict()
     c.loss.beta = 1.0

@@ -20,6 +20,8 @@ import numpy as np
 from tqdm import tqdm
 
 from gen_jax.data.images import load_image_dataset
+from gen_jax.data.toy2d import TOY_DATASETS
+from gen_jax.data.vectors import load_toy_dataset
 from gen_jax.data.iterator import BatchIterator
 from gen_jax.train.checkpoint import CheckpointStore
 from gen_jax.train.config import validate_config
@@ -34,6 +36,11 @@ from gen_jax.viz import save_image_grid
 
 
 def load_data(config: ml_collections.ConfigDict, split: str):
+    """A split of ``config.data.name``: a 2-D toy (fixed samples, see :mod:`gen_jax.data.vectors`) or an image
+    dataset."""
+    if config.data.name in TOY_DATASETS:
+        size = config.data.toy_num_train if split == "train" else config.data.toy_num_eval
+        return load_toy_dataset(config.data.name, split, size)
     return load_image_dataset(config.data.name, split, data_dir=config.data.data_dir or None,
                               tfds_dir=config.data.tfds_dir or None)
 
@@ -52,6 +59,9 @@ def init_state(config, task: Task, train_data, optimizer) -> TrainState:
 
 def _write_samples(task: Task, state: TrainState, rng, config, path: Path, title: str) -> None:
     params = state.ema_params if state.ema_params is not None else state.params
+    if task.picture is not None:
+        task.picture(params, rng, path, title)
+        return
     images = np.asarray(task.sample(params, rng, config.train.num_sample_images))
     save_image_grid(images, path, title=title)
 
@@ -111,8 +121,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
     train_data = load_data(config, "train")
     eval_data = load_data(config, config.data.eval_split)
     if config.eval.num_examples:
-        eval_data = dataclasses.replace(eval_data, image=eval_data.image[:config.eval.num_examples],
-                                        label=eval_data.label[:config.eval.num_examples])
+        eval_data = eval_data.take(config.eval.num_examples)
     num_devices = resolve_num_devices(config.train.num_devices)
     check_divisible(config.train.batch_size, num_devices)
     select_every = config.eval.select_every
@@ -120,8 +129,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
     if select_every:
         select_data = load_data(config, config.eval.select_split)
         if config.eval.select_num_examples:
-            n = config.eval.select_num_examples
-            select_data = dataclasses.replace(select_data, image=select_data.image[:n], label=select_data.label[:n])
+            select_data = select_data.take(config.eval.select_num_examples)
 
     task = build_task(config, train_data)
     if select_every and task.select_score is None:

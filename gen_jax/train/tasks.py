@@ -19,7 +19,14 @@ from gen_jax.data.images import ImageDataset
 from gen_jax.eval.likelihood import evaluate_log_likelihood, per_example_log_likelihood
 from gen_jax.losses import (make_importance_weighted_bound, make_iwae_loss, make_vae_loss, observation_mean,
                             params_per_dim)
+from gen_jax.data.toy2d import TOY_DATASETS, world_land_raster
+from gen_jax.data.vectors import TOY_SPLIT_SEEDS, VectorDataset
+from gen_jax.eval.modes import mode_coverage
+from gen_jax.eval.two_sample import two_sample_report
+from gen_jax.losses import make_nll_loss
 from gen_jax.models import VAE
+from gen_jax.models.flows import build_flow
+from gen_jax.viz import density_grid, save_2d_panels
 
 
 @dataclasses.dataclass
@@ -39,6 +46,9 @@ class Task:
     log_prob: Callable[[object, dict, jax.Array], np.ndarray] | None = None
     # Missing-data imputation: (params, x in [0, 1], mask (1 = observed), rng) -> x filled in.
     impute: Callable[[object, np.ndarray, np.ndarray, jax.Array], np.ndarray] | None = None
+    # The picture drawn every sample_every steps when a sample grid does not fit (2-D data):
+    # (params, rng, path, title) -> None.
+    picture: Callable[[object, jax.Array, object, str], None] | None = None
 
 
 def build_vae(config: ml_collections.ConfigDict, data: ImageDataset) -> VAE:
@@ -135,7 +145,68 @@ def impute_by_pseudo_gibbs(model: VAE, likelihood: str, num_levels: int, params,
     return mask * x + (1 - mask) * total / num_average
 
 
-TASK_BUILDERS: dict[str, Callable[[ml_collections.ConfigDict, ImageDataset], Task]] = {"vae": vae_task}
+def flow_task(config: ml_collections.ConfigDict, data) -> Task:
+    """Normalizing flows on vector data (the 2-D toys), trained by exact NLL."""
+    if not isinstance(data, VectorDataset):
+        raise ValueError(f"model.family='flow' needs a vector dataset (one of {sorted(TOY_DATASETS)}); "
+                         f"got {data.name!r}")
+    dim = data.num_dims
+    x = np.asarray(data.x, np.float64)
+    model = build_flow(config.model.flow, dim, num_layers=config.model.num_layers,
+                       hidden=tuple(config.model.hidden), num_bins=config.model.num_bins,
+                       bound=config.model.spline_bound, data_shift=x.mean(0), data_scale=x.std(0))
+
+    def log_prob(params, batch, rng):
+        return model.apply(params, batch["x"], method=model.log_prob)
+
+    loss_fn = make_nll_loss(log_prob)
+    log_prob_jit = jax.jit(lambda p, v: model.apply(p, v, method=model.log_prob))
+
+    def init_params(rng, batch):
+        return model.init(rng, jnp.asarray(batch["x"], jnp.float32))
+
+    def sample(params, rng, n):
+        return model.apply(params, rng, n, (dim,), method=model.sample)
+
+    def nll(params, split, rng=None):
+        lp = np.concatenate([np.asarray(log_prob_jit(params, split.x[s:s + 10_000]))
+                             for s in range(0, len(split), 10_000)])
+        return float(-lp.mean())
+
+    def evaluate(params, split, rng):
+        out = {"nll": nll(params, split)}
+        toy = split.toy
+        if toy is not None and toy.has_log_prob:
+            out["true_entropy"] = toy.entropy()
+            out["gap_nats"] = out["nll"] - out["true_entropy"]
+        n = min(len(split), 5000)
+        samples = np.asarray(sample(params, rng, n))
+        reference_2 = toy.sample(n, seed=TOY_SPLIT_SEEDS["valid"]) if toy is not None else split.x[:n]
+        report = two_sample_report(samples, split.x, reference_2)
+        out.update({"mmd2": report["mmd"]["mmd2_sum"], "mmd2_floor": report["noise_floor"]["mmd"]["mmd2_sum"],
+                    "sliced_w2": report["sliced_w2"], "sliced_w2_floor": report["noise_floor"]["sliced_w2"]})
+        if toy is not None and toy.modes is not None:
+            cov = mode_coverage(samples, toy.modes, toy.mode_std)
+            out.update(modes_hit=cov["modes_hit"], num_modes=cov["num_modes"],
+                       high_quality_fraction=cov["high_quality_fraction"])
+        return out
+
+    def picture(params, rng, path, title):
+        toy = data.toy
+        bounds = toy.bounds if toy is not None else (*np.percentile(x[:, 0], [0, 100]), *np.percentile(x[:, 1], [0, 100]))
+        lp, _ = density_grid(lambda v: log_prob_jit(params, jnp.asarray(v, jnp.float32)), bounds, resolution=300)
+        background = world_land_raster() if data.name == "world_land" else None
+        save_2d_panels([{"title": "data", "points": x[:20000]},
+                        {"title": f"{config.model.flow} density", "log_density": lp},
+                        {"title": "samples", "points": np.asarray(sample(params, rng, 20000)), "color": "tab:orange"}],
+                       path, bounds=bounds, title=title, background=background)
+
+    return Task(model, init_params, loss_fn, sample, evaluate, select_score=lambda p, s, r: nll(p, s),
+                log_prob=lambda p, arrays, r, **_: np.asarray(log_prob_jit(p, arrays["x"]), np.float64),
+                picture=picture)
+
+
+TASK_BUILDERS: dict[str, Callable[[ml_collections.ConfigDict, object], Task]] = {"vae": vae_task, "flow": flow_task}
 
 
 def build_task(config: ml_collections.ConfigDict, data: ImageDataset) -> Task:
