@@ -21,7 +21,10 @@ def main(argv):
     results = gen_jax.train.run(_CONFIG.value, _WORKDIR.value)
     for k, v in sorted(results.items()):
         print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
-    print(f"outputs (samples.png, metrics.jsonl, eval.json, checkpoints/) in {_WORKDIR.value}")
+    if "interrupted_at_step" in results:
+        print(f"stopped at step {results['interrupted_at_step']} with a checkpoint; run the same command to resume")
+    else:
+        print(f"outputs (samples.png, metrics.jsonl, eval.json, checkpoints/) in {_WORKDIR.value}")
 
 
 if __name__ == "__main__":

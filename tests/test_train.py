@@ -64,7 +64,7 @@ def _with_seed(seed):
 def test_interrupted_then_resumed_run_ends_with_the_uninterrupted_params(tmp_path):
     gt.run(smoke(), tmp_path / "straight")
     stopped = gt.run(smoke(), tmp_path / "resumed", stop_requested=lambda step: step == 13)
-    assert "loss" in stopped and not (tmp_path / "resumed" / "eval.json").exists()
+    assert stopped["interrupted_at_step"] == 13 and not (tmp_path / "resumed" / "eval.json").exists()
     gt.run(smoke(), tmp_path / "resumed")
     assert_trees_equal(final_params(tmp_path / "straight"), final_params(tmp_path / "resumed"))
     steps = [r["step"] for r in gt.read_metrics(tmp_path / "resumed") if "loss" in r]

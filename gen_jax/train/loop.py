@@ -113,7 +113,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
       stop_requested: called with the step after each step; ``True`` checkpoints and returns early (as a
         SIGTERM does: preemption-safe).
     Returns:
-      dict of the last logged training metrics and, if training finished, the evaluation metrics.
+      dict of the last logged training metrics and, if training finished, the evaluation metrics; after a
+      stop request or SIGTERM, ``interrupted_at_step`` instead of evaluation metrics.
     """
     validate_config(config)
     workdir = Path(workdir)
@@ -199,7 +200,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
                 if best.patience_exhausted and not checkpoint_now:  # early stop: a restart stops too
                     checkpoints.save(done, host_state, batches.get_state())
             if stop:
-                return last
+                return {**last, "interrupted_at_step": done}
         state = unreplicate(device_state, num_devices)
         results = {}
         if best is not None and best.step is not None:
