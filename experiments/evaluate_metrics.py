@@ -23,7 +23,7 @@ from absl import app, flags, logging
 
 from gen_jax.data import load_image_dataset, requantize
 from gen_jax.eval import (MASKS, detection_report, inpainting_score, load_feature_network, make_mask,
-                          sample_quality)
+                          masked_errors, sample_quality)
 from gen_jax.train import restore_run
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir.")
@@ -99,10 +99,17 @@ def inpainting(config, task, params, test):
     if task.impute is None:
         raise ValueError(f"model.family {config.model.family!r} cannot impute")
     x = test.image[:_NUM_EXAMPLES.value or None].astype(np.float32) / (test.num_levels - 1)
+    train = _load(config, test.name, "train")
+    mean_image = train.image.astype(np.float32).mean(0) / (train.num_levels - 1)
     key = jax.random.key(_SEED.value)
-    return {m: inpainting_score(lambda xb, mb, r: task.impute(params, xb, mb, r), x,
-                                make_mask(m, test.image_shape, seed=_SEED.value), jax.random.fold_in(key, i))
-            for i, m in enumerate(MASKS)}
+    out = {}
+    for i, m in enumerate(MASKS):
+        mask = make_mask(m, test.image_shape, seed=_SEED.value)
+        out[m] = inpainting_score(lambda xb, mb, r: task.impute(params, xb, mb, r), x, mask,
+                                  jax.random.fold_in(key, i))
+        # The model-free reference: fill with the mean training image.
+        out[m]["baseline_train_mean_image"] = masked_errors(x, mask * x + (1 - mask) * mean_image, mask)
+    return out
 
 
 METRICS = {"quality": quality, "detection": detection, "inpainting": inpainting}

@@ -12,11 +12,14 @@ import jax
 import jax.numpy as jnp
 
 
-def _sum_per_example(v: jax.Array) -> jax.Array:
+def _sum_per_example(v: jax.Array, weights: jax.Array | None = None) -> jax.Array:
+    """Sums over non-batch axes; ``weights`` (broadcastable, e.g. an observed-pixel mask) weight each term."""
+    if weights is not None:
+        v = v * weights
     return v.reshape(v.shape[0], -1).sum(axis=1)
 
 
-def bernoulli_log_likelihood(logits: jax.Array, x: jax.Array) -> jax.Array:
+def bernoulli_log_likelihood(logits: jax.Array, x: jax.Array, weights: jax.Array | None = None) -> jax.Array:
     """``sum x log sigmoid(l) + (1 - x) log sigmoid(-l)``.
 
     Args:
@@ -26,17 +29,18 @@ def bernoulli_log_likelihood(logits: jax.Array, x: jax.Array) -> jax.Array:
       ``(B,)`` log-likelihoods.
     """
     x = x.astype(logits.dtype)
-    return _sum_per_example(x * jax.nn.log_sigmoid(logits) + (1 - x) * jax.nn.log_sigmoid(-logits))
+    return _sum_per_example(x * jax.nn.log_sigmoid(logits) + (1 - x) * jax.nn.log_sigmoid(-logits), weights)
 
 
-def gaussian_log_likelihood(x: jax.Array, mean: jax.Array, log_scale: jax.Array) -> jax.Array:
+def gaussian_log_likelihood(x: jax.Array, mean: jax.Array, log_scale: jax.Array,
+                            weights: jax.Array | None = None) -> jax.Array:
     """Diagonal Gaussian density ``N(x; mean, exp(log_scale)^2)``, summed per example."""
     z = (x - mean) * jnp.exp(-log_scale)
-    return _sum_per_example(-0.5 * z**2 - log_scale - 0.5 * math.log(2 * math.pi))
+    return _sum_per_example(-0.5 * z**2 - log_scale - 0.5 * math.log(2 * math.pi), weights)
 
 
 def discretized_logistic_log_likelihood(levels: jax.Array, mean: jax.Array, log_scale: jax.Array, *,
-                                        num_levels: int) -> jax.Array:
+                                        num_levels: int, weights: jax.Array | None = None) -> jax.Array:
     """Probability mass of integer levels under a logistic discretized into ``num_levels`` bins.
 
     Levels ``k`` sit at ``c_k = 2k / (K-1) - 1`` in [-1, 1] with bins of width ``2 / (K-1)``; the two edge
@@ -67,7 +71,7 @@ def discretized_logistic_log_likelihood(levels: jax.Array, mean: jax.Array, log_
     log_mid = jnp.where(plus - minus > 1e-5, log_mid, log_mid_narrow)
     lp = jnp.where(levels == 0, log_cdf_plus,
                    jnp.where(levels == num_levels - 1, log_one_minus_cdf_minus, log_mid))
-    return _sum_per_example(lp)
+    return _sum_per_example(lp, weights)
 
 
 LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic")
@@ -81,8 +85,9 @@ def params_per_dim(likelihood: str) -> int:
 
 
 def observation_log_likelihood(likelihood: str, decoder_out: jax.Array, levels: jax.Array, *,
-                               num_levels: int) -> jax.Array:
+                               num_levels: int, weights: jax.Array | None = None) -> jax.Array:
     """Dispatches on the likelihood's name; ``levels`` are the integer data (see data.conventions).
+    ``weights`` (e.g. 1 on observed pixels, 0 on missing ones) weight the per-dimension terms of the sum.
 
     ``bernoulli`` needs ``num_levels == 2``; ``gaussian`` models ``levels / (K - 1)`` as continuous (not a
     likelihood of the discrete data: use it for real-valued data); ``discretized_logistic`` is exact for levels.
@@ -90,13 +95,14 @@ def observation_log_likelihood(likelihood: str, decoder_out: jax.Array, levels: 
     if likelihood == "bernoulli":
         if num_levels != 2:
             raise ValueError(f"the bernoulli likelihood needs binary data, got {num_levels} levels")
-        return bernoulli_log_likelihood(decoder_out, levels)
+        return bernoulli_log_likelihood(decoder_out, levels, weights)
     mean, log_scale = jnp.split(decoder_out, 2, axis=-1)
     log_scale = jnp.clip(log_scale, -7.0, 7.0)
     if likelihood == "gaussian":
-        return gaussian_log_likelihood(levels.astype(mean.dtype) / (num_levels - 1), mean, log_scale)
+        return gaussian_log_likelihood(levels.astype(mean.dtype) / (num_levels - 1), mean, log_scale, weights)
     if likelihood == "discretized_logistic":
-        return discretized_logistic_log_likelihood(levels, mean, log_scale, num_levels=num_levels)
+        return discretized_logistic_log_likelihood(levels, mean, log_scale, num_levels=num_levels,
+                                                   weights=weights)
     raise ValueError(f"unknown likelihood {likelihood!r}; known: {list(LIKELIHOODS)}")
 
 

@@ -34,6 +34,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.num_layers = 8
     c.model.num_bins = 8
     c.model.spline_bound = 4.0
+    c.model.num_masks = 1  # family "made": connectivities for order-agnostic training (ensembled at test)
 
     c.loss = ml_collections.ConfigDict()
     c.loss.beta = 1.0
