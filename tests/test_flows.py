@@ -20,7 +20,7 @@ def random_params(model, x, seed=0, scale=0.3):
 
 
 @pytest.mark.parametrize("kind", FLOW_KINDS)
-@pytest.mark.parametrize("dim", [2, 5])
+@pytest.mark.parametrize("dim", [3])
 def test_inverse_and_log_det_equal_autodiff_jacobian(kind, dim):
     # float64: random Glow/MAF stacks can be ill-conditioned (condition numbers ~1e4), and float32 slogdet of
     # the autodiff Jacobian then differs from the exact log-det by ~1e-3 for reasons that are not the flow's.
