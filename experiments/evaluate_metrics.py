@@ -8,7 +8,13 @@
   images against the same reference).
 * ``detection``: AUROC/AUPRC of ``-log p`` and of the typicality score, the run's test split against each
   ``--ood`` dataset's test split (requantized to the run's level count).
-* ``inpainting``: MSE/PSNR on the missing pixels of each mask in ``gen_jax.eval.MASKS``.
+* ``inpainting``: MSE/PSNR on the missing pixels of each mask in ``gen_jax.eval.MASKS``, beside the
+  mean-training-image fill.
+* ``two_sample`` (2-D / vector workdirs, e.g. flows on the toys): MMD^2 (RBF, bandwidths from the reference's
+  median distance) and sliced W2 of ``--num_samples`` samples against the test split, with the noise floor
+  (the valid split against the same reference), and mode coverage on the Gaussian mixtures.
+
+Defaults: ``quality,detection,inpainting`` for image workdirs, ``two_sample`` for vector ones.
 
 Writes ``<workdir>/metrics_<metric>.json`` and prints them.
 """
@@ -27,7 +33,7 @@ from gen_jax.eval import (MASKS, detection_report, inpainting_score, load_featur
 from gen_jax.train import restore_run
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir.")
-_METRICS = flags.DEFINE_list("metrics", ["quality", "detection", "inpainting"], "Which metrics.")
+_METRICS = flags.DEFINE_list("metrics", [], "Which metrics (default: all that apply to the workdir's data).")
 _CHECKPOINT = flags.DEFINE_enum("checkpoint", "best_if_any", ["latest", "best", "best_if_any"],
                                 "Parameters to evaluate (see experiments/evaluate.py).")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 10000, "Generated samples for the quality metrics.")
@@ -112,7 +118,24 @@ def inpainting(config, task, params, test):
     return out
 
 
-METRICS = {"quality": quality, "detection": detection, "inpainting": inpainting}
+def two_sample(config, task, params, test):
+    from gen_jax.data import VectorDataset
+    from gen_jax.eval import mode_coverage, two_sample_report
+    from gen_jax.train.loop import load_data
+
+    if not isinstance(test, VectorDataset):
+        raise ValueError("two_sample needs a vector (2-D toy) workdir; use quality for images")
+    n = min(_NUM_SAMPLES.value, len(test))
+    samples = np.asarray(task.sample(params, jax.random.key(_SEED.value), n))
+    reference_2 = load_data(config, "valid").x[:n]
+    out = two_sample_report(samples, test.x, reference_2)
+    out["reference"], out["noise_floor"]["real"] = f"{test.name}/test", f"{test.name}/valid"
+    if test.toy is not None and test.toy.modes is not None:
+        out["mode_coverage"] = mode_coverage(samples, test.toy.modes, test.toy.mode_std)
+    return out
+
+
+METRICS = {"quality": quality, "detection": detection, "inpainting": inpainting, "two_sample": two_sample}
 
 
 def main(argv):
@@ -126,7 +149,10 @@ def main(argv):
         which = "best" if (Path(_WORKDIR.value) / "best").is_dir() else "latest"
     config, task, state, test = restore_run(_WORKDIR.value, "test", which)
     params = state.ema_params if state.ema_params is not None else state.params
-    for metric in _METRICS.value:
+    from gen_jax.data import VectorDataset
+    names = _METRICS.value or (["two_sample"] if isinstance(test, VectorDataset)
+                               else ["quality", "detection", "inpainting"])
+    for metric in names:
         t0 = time.time()
         res = METRICS[metric](config, task, params, test)
         res.update(checkpoint=which, step=int(state.step), seconds=round(time.time() - t0, 1))

@@ -82,3 +82,14 @@ def test_evaluate_metrics_on_a_workdir(trained):
     assert all(inpainting[m]["mse"] > 0 for m in ("left_half", "center_square", "random_half"))
     proc = cli("evaluate_metrics.py", "--workdir", trained, "--metrics", "fid", check=False)
     assert proc.returncode != 0 and "unknown metrics" in proc.stderr
+
+
+def test_two_sample_metrics_on_a_flow_workdir(tmp_path):
+    work = tmp_path / "flow"
+    cli("train.py", "--config", "configs/flow_toy2d.py:smoke", "--workdir", work, "--config.data.name=ring8",
+        "--config.train.num_devices=1")
+    cli("evaluate_metrics.py", "--workdir", work, "--num_samples", 300)
+    res = json.loads((work / "metrics_two_sample.json").read_text())
+    assert res["num_samples"] == 300 and res["reference"] == "ring8/test"
+    assert res["mode_coverage"]["num_modes"] == 8
+    assert res["mmd"]["mmd2_sum"] > res["noise_floor"]["mmd"]["mmd2_sum"]  # 10 smoke steps: not the data yet
