@@ -121,3 +121,165 @@ class MADEImage(nn.Module):
         x0 = jnp.zeros((num, d), jnp.int32)
         x, _ = jax.lax.fori_loop(0, d, step, (x0, rng))
         return x.reshape(num, *self.image_shape)
+
+
+# ------------------------------------------------------------------------------------------------ PixelCNN
+
+
+def _shift_down(x: jax.Array) -> jax.Array:
+    return jnp.pad(x, ((0, 0), (1, 0), (0, 0), (0, 0)))[:, :-1]
+
+
+def _shift_right(x: jax.Array) -> jax.Array:
+    return jnp.pad(x, ((0, 0), (0, 0), (1, 0), (0, 0)))[:, :, :-1]
+
+
+class GatedMaskedConv(nn.Module):
+    """One gated PixelCNN layer (van den Oord et al. 2016, "Conditional Image Generation with PixelCNN
+    Decoders") as two stacks that, together, see every earlier pixel and no later one (no blind spot).
+
+    Vertical stack: a ``(k//2 + 1) x k`` convolution over rows at and above the current one; it reaches the
+    horizontal stack only shifted down by one row, so row ``i`` there sees rows ``< i``. Horizontal stack: a
+    ``1 x (k//2 + 1)`` convolution over the current row up to the current pixel; in the first layer
+    (``first=True``, mask "A") the input is shifted right by one so the current pixel itself is excluded.
+    """
+
+    channels: int
+    kernel_size: int = 3
+    first: bool = False
+    num_classes: int = 0
+
+    @nn.compact
+    def __call__(self, v, h, y=None):
+        k, c = self.kernel_size, self.channels
+        pad = k // 2
+        v_in = jnp.pad(v, ((0, 0), (pad, 0), (pad, pad), (0, 0)))
+        v_pre = nn.Conv(2 * c, (pad + 1, k), padding="VALID", name="vertical")(v_in)
+        h_src = _shift_right(h) if self.first else h
+        h_in = jnp.pad(h_src, ((0, 0), (0, 0), (pad, 0), (0, 0)))
+        h_pre = nn.Conv(2 * c, (1, pad + 1), padding="VALID", name="horizontal")(h_in)
+        h_pre = h_pre + nn.Conv(2 * c, (1, 1), name="vertical_to_horizontal")(_shift_down(v_pre))
+        if self.num_classes:
+            emb = nn.Embed(self.num_classes, 4 * c, name="class_embedding")(y)[:, None, None, :]
+            v_pre = v_pre + emb[..., :2 * c]
+            h_pre = h_pre + emb[..., 2 * c:]
+
+        def gate(a):
+            t, s = jnp.split(a, 2, axis=-1)
+            return jnp.tanh(t) * jax.nn.sigmoid(s)
+
+        v_out = gate(v_pre)
+        h_out = nn.Conv(c, (1, 1), name="horizontal_out")(gate(h_pre))
+        if not self.first:
+            h_out = h_out + h  # residual connection on the horizontal stack
+        return v_out, h_out
+
+
+class PixelCNN(nn.Module):
+    """Gated PixelCNN over single-channel integer images: ``num_layers`` gated layers of ``channels`` maps,
+    then two 1x1 convolutions to per-pixel outputs: a Bernoulli logit for 2 levels, else ``num_levels``
+    categorical logits (``output="categorical"``) or a ``num_mixtures``-component discretized logistic mixture
+    (``output="logistic_mixture"``, Salimans et al. 2017). ``num_classes > 0``: class-conditional p(x | y)."""
+
+    num_levels: int
+    channels: int = 64
+    num_layers: int = 8
+    kernel_size: int = 3
+    output: str = "categorical"
+    num_mixtures: int = 5
+    num_classes: int = 0
+
+    def _num_outputs(self) -> int:
+        if self.num_levels == 2:
+            return 1
+        if self.output == "categorical":
+            return self.num_levels
+        if self.output == "logistic_mixture":
+            return 3 * self.num_mixtures
+        raise ValueError(f"unknown output {self.output!r}; use 'categorical' or 'logistic_mixture'")
+
+    @nn.compact
+    def outputs(self, x: jax.Array, y: jax.Array | None = None) -> jax.Array:
+        """Per-pixel output parameters ``(B, H, W, n)`` for integer images ``x`` ``(B, H, W, 1)``."""
+        if x.shape[-1] != 1:
+            raise ValueError(f"PixelCNN here models single-channel images, got {x.shape[-1]} channels")
+        inp = x.astype(jnp.float32) / (self.num_levels - 1) * 2.0 - 1.0
+        v = h = inp
+        for i in range(self.num_layers):
+            v, h = GatedMaskedConv(self.channels, 7 if i == 0 else self.kernel_size, first=i == 0,
+                                   num_classes=self.num_classes, name=f"gated_{i}")(v, h, y)
+        out = nn.Conv(self.channels, (1, 1), name="head_0")(nn.relu(h))
+        return nn.Conv(self._num_outputs(), (1, 1), name="head_1")(nn.relu(out))
+
+    def log_prob(self, x: jax.Array, y: jax.Array | None = None) -> jax.Array:
+        """Exact ``log p(x)`` per example (nats)."""
+        out = self.outputs(x, y)
+        return jnp.sum(_pixel_log_probs(out, x[..., 0], self.num_levels, self.output), axis=(1, 2))
+
+    def __call__(self, x, y=None):
+        return self.log_prob(x, y)
+
+    def sample(self, rng: jax.Array, num: int, shape: tuple[int, int], y: jax.Array | None = None,
+               temperature: float = 1.0) -> jax.Array:
+        """Ancestral sampling in raster order (H * W passes); with ``observed``/``mask`` see :meth:`inpaint`."""
+        h, w = shape
+        x0 = jnp.zeros((num, h, w, 1), jnp.int32)
+        return self._fill(rng, x0, jnp.zeros((num, h, w, 1)), y, temperature)
+
+    def inpaint(self, rng: jax.Array, x: jax.Array, mask: jax.Array, y: jax.Array | None = None,
+                temperature: float = 1.0) -> jax.Array:
+        """Samples the missing pixels (``mask == 0``) from ``p(x_d | x_<d)`` in raster order, keeping the
+        observed ones. Exact conditional sampling when every observed pixel precedes every missing one (e.g.
+        the bottom half missing); otherwise the later observed pixels are ignored by the earlier draws."""
+        return self._fill(rng, x.astype(jnp.int32), mask, y, temperature)
+
+    def _fill(self, rng, x, mask, y, temperature):
+        num, h, w, _ = x.shape
+
+        def step(t, carry):
+            cur, key = carry
+            key, sub = jax.random.split(key)
+            i, j = t // w, t % w
+            out = self.outputs(cur, y)[:, i, j]
+            v = _sample_pixel(sub, out, self.num_levels, self.output, temperature)
+            keep = mask[:, i, j, 0] > 0
+            return cur.at[:, i, j, 0].set(jnp.where(keep, cur[:, i, j, 0], v)), key
+
+        x, _ = jax.lax.fori_loop(0, h * w, step, (x, rng))
+        return x
+
+
+def _logistic_mixture_log_probs(out, levels, num_levels):
+    """Per-pixel log-probabilities of a discretized logistic mixture, ``out`` = (logits, means, log scales)."""
+    m = out.shape[-1] // 3
+    logit_pi, mean, log_scale = out[..., :m], out[..., m:2 * m], jnp.clip(out[..., 2 * m:], -7.0, 7.0)
+    from gen_jax.losses.likelihoods import discretized_logistic_log_likelihood
+    b = levels.shape[0]
+    lv = jnp.broadcast_to(levels[..., None], mean.shape)
+    # Per-component log masses, computed by the shared discretized-logistic function on a flattened batch.
+    comp = discretized_logistic_log_likelihood(lv.reshape(-1, 1), mean.reshape(-1, 1), log_scale.reshape(-1, 1),
+                                               num_levels=num_levels).reshape(mean.shape)
+    del b
+    return jax.nn.logsumexp(jax.nn.log_softmax(logit_pi, -1) + comp, -1)
+
+
+def _pixel_log_probs(out, levels, num_levels, output):
+    if num_levels == 2:
+        t = levels.astype(jnp.float32)
+        logit = out[..., 0]
+        return t * jax.nn.log_sigmoid(logit) + (1 - t) * jax.nn.log_sigmoid(-logit)
+    if output == "categorical":
+        return jnp.take_along_axis(jax.nn.log_softmax(out, -1), levels[..., None].astype(jnp.int32), -1)[..., 0]
+    return _logistic_mixture_log_probs(out, levels, num_levels)
+
+
+def _sample_pixel(key, out, num_levels, output, temperature):
+    if num_levels == 2:
+        return jax.random.bernoulli(key, jax.nn.sigmoid(out[..., 0] / temperature)).astype(jnp.int32)
+    if output == "categorical":
+        return jax.random.categorical(key, out / temperature).astype(jnp.int32)
+    # Exact for a discretized mixture: its K level probabilities, then a categorical draw.
+    levels = jnp.arange(num_levels)
+    logp = jax.vmap(lambda lv: _logistic_mixture_log_probs(out, jnp.full(out.shape[:-1], lv), num_levels),
+                    out_axes=-1)(levels)
+    return jax.random.categorical(key, logp / temperature).astype(jnp.int32)

@@ -34,6 +34,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.num_layers = 8
     c.model.num_bins = 8
     c.model.spline_bound = 4.0
+    c.model.pixelcnn_channels = 64  # family "pixelcnn" (model.num_layers gated layers)
+    c.model.pixelcnn_output = "categorical"  # categorical | logistic_mixture (more than 2 levels)
     c.model.num_masks = 1  # family "made": connectivities for order-agnostic training (ensembled at test)
 
     c.loss = ml_collections.ConfigDict()
@@ -67,6 +69,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.eval.num_examples = 0  # evaluate on the first n examples of the split; 0 = all
     c.eval.num_importance_samples = 0  # k of the IWAE bound at the end of training; 0 = ELBO only
     c.eval.importance_chunk = 100
+    c.eval.impute_samples = 8  # autoregressive imputation: draws averaged into the reported fill
     # Model selection (early stopping): every select_every steps (0 = never) the params are scored on
     # select_split (first select_num_examples examples, 0 = all; for latent-variable models by the IWAE
     # bound with k = select_importance_samples); the best are kept in <workdir>/best and are the ones

@@ -1,0 +1,37 @@
+"""Gated PixelCNN on the fixed binarized MNIST: a 7x7 first layer, then 3x3 gated layers, Bernoulli
+pixels, early stopping on the validation split."""
+
+from gen_jax.train.config import default_config, smoke_train_settings
+
+
+def get_config(variant: str = ""):
+    c = default_config()
+    c.data.name = "binarized_mnist"
+    c.model.family = "pixelcnn"
+    c.model.pixelcnn_channels = 64
+    c.model.num_layers = 8
+    c.optim.learning_rate = 1e-3
+    c.optim.schedule = "cosine"
+    c.optim.grad_clip_norm = 100.0
+    c.train.steps = 30_000
+    c.train.batch_size = 64
+    c.train.log_every = 200
+    c.train.checkpoint_every = 2000
+    c.train.sample_every = 10_000
+    c.train.num_sample_images = 16
+    c.train.progress_bar = False
+    c.eval.batch_size = 500
+    c.eval.select_every = 2000
+    c.eval.select_split = "valid"
+    c.eval.select_num_examples = 2000
+    if variant == "smoke":
+        c.model.pixelcnn_channels = 8
+        c.model.num_layers = 2
+        smoke_train_settings(c, steps=4, batch_size=8)
+        c.eval.num_examples = 50
+        c.eval.select_every = 2
+        c.eval.select_num_examples = 50
+        c.train.num_sample_images = 2
+    elif variant:
+        raise ValueError(f"unknown variant {variant!r}; use '' or 'smoke'")
+    return c
