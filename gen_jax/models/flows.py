@@ -304,14 +304,27 @@ class Flow(nn.Module):
 FLOW_KINDS = ("realnvp", "glow", "maf", "spline")
 
 
+def checkerboard_mask(height: int, width: int, parity: int) -> np.ndarray:
+    """RealNVP's checkerboard mask over a flattened ``height x width`` image."""
+    i, j = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    return (((i + j + parity) % 2) == 0).astype(np.float32).reshape(-1)
+
+
 def build_flow(kind: str, dim: int, *, num_layers: int = 8, hidden: Sequence[int] = (64, 64),
-               num_bins: int = 8, bound: float = 4.0, data_shift=None, data_scale=None) -> Flow:
+               num_bins: int = 8, bound: float = 4.0, data_shift=None, data_scale=None,
+               image_hw: tuple[int, int] | None = None) -> Flow:
     """A flow over ``dim``-vectors: ``realnvp`` (affine couplings, alternating masks), ``glow`` (actnorm,
     LU-linear, affine coupling per step), ``maf`` (MADE-affine layers with reversed orders between them),
-    ``spline`` (rational-quadratic coupling with alternating masks and LU-linear mixing)."""
+    ``spline`` (rational-quadratic coupling with alternating masks and LU-linear mixing).
+
+    ``image_hw``: the vectors are flattened single-channel images; coupling masks are then RealNVP's
+    checkerboards instead of alternating features (and the conditioners are MLPs over the whole image)."""
     layers = []
     for i in range(num_layers):
-        mask = tuple(alternating_mask(dim, i % 2).tolist())
+        if image_hw is not None:
+            mask = tuple(checkerboard_mask(*image_hw, i % 2).tolist())
+        else:
+            mask = tuple(alternating_mask(dim, i % 2).tolist())
         if kind == "realnvp":
             layers.append(AffineCoupling(mask, hidden))
         elif kind == "glow":
