@@ -227,6 +227,25 @@ def flow_task(config: ml_collections.ConfigDict, data) -> Task:
                 picture=picture)
 
 
+def exact_likelihood_functions(bound_fn: Callable, batch_size: int, extra: dict | None = None):
+    """``(evaluate, select_score, per_example)`` of a family with an exact (or dequantized) per-example
+    ``bound_fn(params, batch, rng) -> (B,) log p``: mean NLL and bits/dim over a split, the NLL as the
+    selection score, and per-example values for the detection metrics."""
+    def evaluate(params, split, rng):
+        res = evaluate_log_likelihood(bound_fn, params, split.arrays(), rng, batch_size=batch_size,
+                                      num_dims=split.num_dims)
+        return {"nll": res["nll"], "bits_per_dim": res["bits_per_dim"], **(extra or {})}
+
+    def select_score(params, split, rng):
+        return evaluate(params, split, rng)["nll"]
+
+    def per_example(params, arrays, rng=None, **_):
+        return per_example_log_likelihood(bound_fn, params, arrays, jax.random.key(0) if rng is None else rng,
+                                          batch_size=batch_size)
+
+    return evaluate, select_score, per_example
+
+
 def image_flow_task(config: ml_collections.ConfigDict, data: ImageDataset) -> Task:
     """A flow over flattened single-channel images, uniformly dequantized (gen_jax.data.conventions):
     it models ``y = (x + u) / K`` on ``[0, 1)^D`` and reports ``-log p(y) + D log K`` nats, a bound on the NLL
@@ -258,17 +277,9 @@ def image_flow_task(config: ml_collections.ConfigDict, data: ImageDataset) -> Ta
         y = model.apply(params, rng, n, (d,), method=model.sample)
         return jnp.clip(y, 0.0, 1.0).reshape(n, *data.image_shape)
 
-    def evaluate(params, split, rng):
-        res = evaluate_log_likelihood(log_prob_jit, params, split.arrays(), rng,
-                                      batch_size=config.eval.batch_size, num_dims=split.num_dims)
-        return {"nll": res["nll"], "bits_per_dim": res["bits_per_dim"]}
-
-    def per_example(params, arrays, rng=None, **_):
-        return per_example_log_likelihood(log_prob_jit, params, arrays, jax.random.key(0),
-                                          batch_size=config.eval.batch_size)
-
-    return Task(model, init_params, make_nll_loss(log_prob_levels), sample, evaluate,
-                select_score=lambda p, s, r: evaluate(p, s, r)["nll"], log_prob=per_example)
+    evaluate, select_score, per_example = exact_likelihood_functions(log_prob_jit, config.eval.batch_size)
+    return Task(model, init_params, make_nll_loss(log_prob_levels), sample, evaluate, select_score=select_score,
+                log_prob=per_example)
 
 
 def made_task(config: ml_collections.ConfigDict, data) -> Task:
@@ -299,18 +310,8 @@ def made_task(config: ml_collections.ConfigDict, data) -> Task:
         x = model.apply(params, rng, n, 0, y, method=model.sample)
         return x.astype(jnp.float32) / (data.num_levels - 1)
 
-    def per_example(params, arrays, rng=None, **_):
-        return per_example_log_likelihood(lambda p, b, r: ensemble(p, b), params, arrays, jax.random.key(0),
-                                          batch_size=config.eval.batch_size)
-
-    def evaluate(params, split, rng):
-        res = evaluate_log_likelihood(lambda p, b, r: ensemble(p, b), params, split.arrays(), rng,
-                                      batch_size=config.eval.batch_size, num_dims=split.num_dims)
-        return {"nll": res["nll"], "bits_per_dim": res["bits_per_dim"], "num_masks": m}
-
-    def select_score(params, split, rng):
-        return evaluate(params, split, rng)["nll"]
-
+    evaluate, select_score, per_example = exact_likelihood_functions(
+        lambda p, b, r: ensemble(p, b), config.eval.batch_size, extra={"num_masks": m})
     return Task(model, init_params, make_nll_loss(log_prob), sample, evaluate, select_score=select_score,
                 log_prob=per_example)
 
@@ -345,14 +346,8 @@ def pixelcnn_task(config: ml_collections.ConfigDict, data) -> Task:
         y = jnp.arange(n) % max(num_classes, 1)
         return sample_jit(params, rng, y).astype(jnp.float32) / (data.num_levels - 1)
 
-    def per_example(params, arrays, rng=None, **_):
-        return per_example_log_likelihood(lambda p, b, r: log_prob_jit(p, b), params, arrays, jax.random.key(0),
-                                          batch_size=config.eval.batch_size)
-
-    def evaluate(params, split, rng):
-        res = evaluate_log_likelihood(lambda p, b, r: log_prob_jit(p, b), params, split.arrays(), rng,
-                                      batch_size=config.eval.batch_size, num_dims=split.num_dims)
-        return {"nll": res["nll"], "bits_per_dim": res["bits_per_dim"]}
+    evaluate, select_score, per_example = exact_likelihood_functions(lambda p, b, r: log_prob_jit(p, b),
+                                                                     config.eval.batch_size)
 
     inpaint_jit = jax.jit(lambda p, r, x, m: model.apply(p, r, x, m, method=model.inpaint))
 
@@ -363,8 +358,8 @@ def pixelcnn_task(config: ml_collections.ConfigDict, data) -> Task:
         mean = jnp.mean(jnp.stack(draws).astype(jnp.float32), 0) / (data.num_levels - 1)
         return np.asarray(mask * x + (1 - mask) * mean)
 
-    return Task(model, init_params, make_nll_loss(log_prob), sample, evaluate,
-                select_score=lambda p, s, r: evaluate(p, s, r)["nll"], log_prob=per_example, impute=impute)
+    return Task(model, init_params, make_nll_loss(log_prob), sample, evaluate, select_score=select_score,
+                log_prob=per_example, impute=impute)
 
 
 TASK_BUILDERS: dict[str, Callable[[ml_collections.ConfigDict, object], Task]] = {
