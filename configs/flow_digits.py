@@ -11,15 +11,16 @@ def get_config(variant: str = ""):
     c.model.family = "flow"
     c.model.flow = "realnvp"
     c.model.num_layers = 8
-    c.model.hidden = (256, 256)
+    # 1437 training images: wide conditioners memorise them (hidden (256, 256), 6000 steps: train 1.46, test
+    # 25.8 bits/dim); one 64-unit layer and 3000 steps was the best of the few settings tried.
+    c.model.hidden = (64,)
     c.optim.learning_rate = 5e-4
     c.optim.grad_clip_norm = 50.0
-    c.optim.weight_decay = 0.0
-    c.train.steps = 6000
+    c.train.steps = 3000
     c.train.batch_size = 64
     c.train.log_every = 250
-    c.train.checkpoint_every = 2000
-    c.train.sample_every = 6000
+    c.train.checkpoint_every = 1000
+    c.train.sample_every = 3000
     c.train.progress_bar = False
     if variant == "smoke":
         c.model.num_layers = 2
