@@ -1,6 +1,6 @@
 """Steps per second of each config's training step, and the engine against a hand-written jit + optax step.
 
-``python experiments/benchmark_steps.py [--configs vae_digits,vae_binarized_mnist] [--steps 2000]``
+``python experiments/benchmark_steps.py [--configs vae_digits,vae_binarized_mnist] [--seconds 10] [--steps 2000]``
 
 Engine: what ``gen_jax.train.run`` executes per step (BatchIterator batch, compiled engine step with its
 extra metrics, a metric fetch every ``log_every`` steps). Hand-written: the same VAE and ELBO in a plain
@@ -26,13 +26,15 @@ from gen_jax.train import parallel
 from gen_jax.train.loop import init_state, load_data, run_keys
 from gen_jax.train.step import make_train_step
 
-_CONFIGS = flags.DEFINE_list("configs", ["vae_digits", "beta_vae_digits", "cvae_digits", "vae_binarized_mnist",
-                                         "conv_vae_mnist"], "Config names in configs/.")
-_STEPS = flags.DEFINE_integer("steps", 2000, "Timed steps per repeat.")
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+_CONFIGS = flags.DEFINE_list("configs", sorted(p.stem for p in CONFIG_DIR.glob("*.py")),
+                             "Config names in configs/ (default: all).")
+_STEPS = flags.DEFINE_integer("steps", 2000, "Timed steps per repeat of the engine-vs-hand-written comparison.")
+_SECONDS = flags.DEFINE_float("seconds", 10.0, "Per config and repeat: time steps for at least this long.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Repeats (median reported).")
 _OUT = flags.DEFINE_string("out", "", "Optional JSON output path.")
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 def load_config(name):
@@ -112,13 +114,17 @@ def hand_written_runner(config):
     return go
 
 
-def time_runner(go, steps, repeats):
-    go(50)  # compile and warm up
+def time_runner(go, seconds, repeats):
+    """Median over ``repeats`` of steps/s, each repeat running batches of steps (doubling) for ``seconds``."""
+    go(3)  # compile and warm up
     rates = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        go(steps)
-        rates.append(steps / (time.perf_counter() - t0))
+        done, n, t0 = 0, 1, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            go(n)
+            done += n
+            n *= 2
+        rates.append(done / (time.perf_counter() - t0))
     return float(np.median(rates))
 
 
@@ -128,7 +134,7 @@ def main(argv):
     results = {}
     for name in _CONFIGS.value:
         config = load_config(name)
-        rate = time_runner(engine_runner(config), _STEPS.value, _REPEATS.value)
+        rate = time_runner(engine_runner(config), _SECONDS.value, _REPEATS.value)
         results[name] = {"engine_steps_per_sec": rate, "batch_size": config.train.batch_size}
         print(f"{name}: {rate:.1f} steps/s (batch {config.train.batch_size})", flush=True)
     if "vae_binarized_mnist" in _CONFIGS.value:
