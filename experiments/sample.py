@@ -22,9 +22,13 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     config, task, state, _ = restore_run(_WORKDIR.value)
     params = state.ema_params if state.ema_params is not None else state.params
-    images = np.asarray(task.sample(params, jax.random.key(_SEED.value), _NUM.value))
     out = Path(_OUT.value or Path(_WORKDIR.value) / f"samples_seed{_SEED.value}.png")
-    save_image_grid(images, out, title=f"{config.model.family} on {config.data.name}, step {int(state.step)}")
+    title = f"{config.model.family} on {config.data.name}, step {int(state.step)}"
+    if task.picture is not None:  # 2-D data: density beside data and samples
+        task.picture(params, jax.random.key(_SEED.value), out, title)
+    else:
+        images = np.asarray(task.sample(params, jax.random.key(_SEED.value), _NUM.value))
+        save_image_grid(images, out, title=title)
     print(out)
 
 

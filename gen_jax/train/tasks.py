@@ -220,7 +220,8 @@ def flow_task(config: ml_collections.ConfigDict, data) -> Task:
         save_2d_panels([{"title": "data", "points": x[:20000]},
                         {"title": f"{config.model.flow} density", "log_density": lp},
                         {"title": "samples", "points": np.asarray(sample(params, rng, 20000)), "color": "tab:orange"}],
-                       path, bounds=bounds, title=title, background=background)
+                       path, bounds=bounds, title=title, background=background,
+                       panel_size=6.0 if background is not None else 4.0)
 
     return Task(model, init_params, loss_fn, sample, evaluate, select_score=lambda p, s, r: nll(p, s),
                 log_prob=lambda p, arrays, r, **_: np.asarray(log_prob_jit(p, arrays["x"]), np.float64),
