@@ -41,7 +41,9 @@ def made_degrees(num_inputs: int, hidden: Sequence[int], *, order: np.ndarray | 
         if num_inputs == 1:
             deg = np.ones(width, np.int64)  # no input can be seen: the masks below cut everything
         elif rng is None:
-            deg = np.arange(width) % max(1, num_inputs - 1) + 1
+            # Evenly spread over 1..D-1, so every input prefix has hidden units even when width < D - 1
+            # (cycling 1, 2, ... would leave the later pixels no hidden unit that sees their predecessors).
+            deg = np.arange(width) * (num_inputs - 1) // width + 1
         else:
             deg = rng.integers(min(low, num_inputs - 1), num_inputs, size=width)
             low = int(deg.min())
