@@ -87,14 +87,16 @@ class AffineCoupling(Bijector):
 
 
 class ActNorm(Bijector):
-    """Per-feature ``z = (x + b) * exp(s)``, initialised from the first batch so ``z`` has zero mean and unit
-    variance per feature (Glow); later batches use the learned parameters."""
+    """Per-feature ``z = (x + b) * exp(s)``, initialised from the batch given to ``init`` so ``z`` has zero mean
+    and unit variance per feature (Glow); later batches use the learned parameters. Initialise with a real
+    batch of data (hundreds of examples), not a dummy one."""
 
     @nn.compact
     def __call__(self, x, inverse: bool = False):
         axes = tuple(range(x.ndim - 1))
         bias = self.param("bias", lambda _: -jnp.mean(x, axes))
-        log_scale = self.param("log_scale", lambda _: -jnp.log(jnp.std(x, axes) + 1e-6))
+        # The floor keeps a feature that is (nearly) constant in the init batch from starting at a huge scale.
+        log_scale = self.param("log_scale", lambda _: -jnp.log(jnp.maximum(jnp.std(x, axes), 1e-2)))
         ld = jnp.sum(log_scale) * _positions(x)
         if inverse:
             return x * jnp.exp(-log_scale) - bias, jnp.full((x.shape[0],), -ld)

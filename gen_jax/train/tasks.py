@@ -184,7 +184,8 @@ def flow_task(config: ml_collections.ConfigDict, data) -> Task:
     log_prob_jit = jax.jit(lambda p, v: model.apply(p, v, method=model.log_prob))
 
     def init_params(rng, batch):
-        return model.init(rng, jnp.asarray(batch["x"], jnp.float32))
+        del batch  # ActNorm initialises from data: a real batch of the training set, not the loop's 2 examples
+        return model.init(rng, jnp.asarray(data.x[:1024], jnp.float32))
 
     def sample(params, rng, n):
         return model.apply(params, rng, n, (dim,), method=model.sample)
@@ -275,7 +276,8 @@ def image_flow_task(config: ml_collections.ConfigDict, data: ImageDataset) -> Ta
     log_prob_jit = jax.jit(log_prob_levels)
 
     def init_params(rng, batch):
-        return model.init(rng, dequantized({"image": jnp.asarray(batch["image"])}, jax.random.key(0)))
+        del batch  # ActNorm initialises from data: a real batch of the training set, not the loop's 2 examples
+        return model.init(rng, dequantized({"image": jnp.asarray(data.image[:1024])}, jax.random.key(0)))
 
     def sample(params, rng, n):
         y = model.apply(params, rng, n, (d,), method=model.sample)
