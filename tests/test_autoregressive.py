@@ -42,7 +42,7 @@ def test_categorical_made_sums_to_one_over_all_3_level_2x2_images():
 
 @pytest.mark.parametrize("levels,mask_index", [(2, 0), (2, 2), (5, 1)])
 def test_made_logit_d_ignores_pixels_at_or_after_d_in_the_order(levels, mask_index):
-    model = MADEImage((2, 3, 1), num_levels=levels, hidden=(32,), num_masks=3)
+    model = MADEImage((2, 3, 1), num_levels=levels, hidden=(32,), num_masks=3, direct_connections=True)
     x = jnp.zeros((1, 2, 3, 1), jnp.int32)
     params = _noisy_init(model, x)
 

@@ -36,6 +36,7 @@ class MADEImage(nn.Module):
     hidden: Sequence[int] = (500,)
     num_masks: int = 1
     num_classes: int = 0  # > 0: class-conditional, the one-hot label feeds every hidden unit
+    direct_connections: bool = False  # masked input -> output weights beside the hidden layers
 
     @property
     def num_dims(self) -> int:
@@ -53,8 +54,8 @@ class MADEImage(nn.Module):
                         for i in range(len(widths) - 1)]
         self.biases = [self.param(f"bias_{i}", nn.initializers.zeros, (widths[i + 1],))
                        for i in range(len(widths) - 1)]
-        # Direct input -> output connections (masked like the output layer), as in the MADE paper's models.
-        self.direct = self.param("direct", nn.initializers.zeros, (d, d * self.outputs_per_dim))
+        if self.direct_connections:  # masked like the output layer; 300k more weights on 784 pixels
+            self.direct = self.param("direct", nn.initializers.zeros, (d, d * self.outputs_per_dim))
         if self.num_classes:
             self.context = [self.param(f"context_{i}", nn.initializers.lecun_normal(), (self.num_classes, w))
                             for i, w in enumerate(self.hidden)]
@@ -74,10 +75,10 @@ class MADEImage(nn.Module):
             if self.num_classes:
                 h = h + jax.nn.one_hot(y, self.num_classes) @ self.context[i]
             h = nn.relu(h)
-        # The direct connection obeys the strict output rule: input order < output order.
-        direct_mask = (order[:, None] < order[None, :]).astype(jnp.float32)
-        direct_mask = jnp.tile(direct_mask, (1, self.outputs_per_dim))
-        out = h @ (self.kernels[-1] * masks[-1]) + self.biases[-1] + inp @ (self.direct * direct_mask)
+        out = h @ (self.kernels[-1] * masks[-1]) + self.biases[-1]
+        if self.direct_connections:  # the strict output rule again: input order < output order
+            direct_mask = jnp.tile((order[:, None] < order[None, :]).astype(jnp.float32), (1, self.outputs_per_dim))
+            out = out + inp @ (self.direct * direct_mask)
         if self.outputs_per_dim == 1:
             return out
         return out.reshape(b, self.outputs_per_dim, d).swapaxes(1, 2)

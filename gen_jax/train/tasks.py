@@ -295,7 +295,8 @@ def made_task(config: ml_collections.ConfigDict, data) -> Task:
         raise ValueError(f"model.family='made' needs an image dataset, got {data.name!r}")
     num_classes = data.num_classes if config.model.conditional else 0
     model = MADEImage(data.image_shape, data.num_levels, hidden=tuple(config.model.hidden),
-                      num_masks=config.model.num_masks, num_classes=num_classes)
+                      num_masks=config.model.num_masks, num_classes=num_classes,
+                      direct_connections=config.model.made_direct_connections)
     m = config.model.num_masks
 
     def labels(batch):
