@@ -1,5 +1,6 @@
-"""MADE on the fixed binarized MNIST (Germain et al. 2015): one hidden layer of 500 units (no direct
-input-output connections: with them it overfit, validation 92.3 at best), Bernoulli conditionals, natural pixel order, early stopping on the validation
+"""MADE on the fixed binarized MNIST (Germain et al. 2015): one hidden layer of 500 units plus masked direct
+input-output connections (measured: best validation NLL 92.30 with them, 99.3 after 37.5k steps without),
+Bernoulli conditionals, natural pixel order, early stopping on the validation
 split. ``--config.model.num_masks=8`` trains order/connectivity-agnostic and evaluates the 8-mask ensemble."""
 
 from gen_jax.train.config import default_config, smoke_train_settings

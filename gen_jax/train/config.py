@@ -36,7 +36,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.spline_bound = 4.0
     c.model.pixelcnn_channels = 64  # family "pixelcnn" (model.num_layers gated layers)
     c.model.pixelcnn_output = "categorical"  # categorical | logistic_mixture (more than 2 levels)
-    c.model.made_direct_connections = False
+    c.model.made_direct_connections = True  # family "made": masked input -> output weights too
     c.model.num_masks = 1  # family "made": connectivities for order-agnostic training (ensembled at test)
 
     c.loss = ml_collections.ConfigDict()
