@@ -179,9 +179,12 @@ def test_every_config_has_a_smoke_variant_that_trains(tmp_path, name):
 def test_flow_on_a_toy_learns_and_reports_against_the_entropy(tmp_path):
     c = load_config("flow_toy2d")
     c.data.name = "ring8"
-    c.train.steps, c.train.num_devices = 300, 4  # the loop's pmap path with vector data
+    c.train.steps, c.train.num_devices = 200, 4  # the loop's pmap path with vector data
+    c.train.sample_every = c.train.checkpoint_every = 100
+    c.train.log_every = 10
     c.train.batch_size = 128
-    c.model.hidden = (32, 32)
+    c.model.hidden, c.model.num_layers = (32, 32), 4
+    c.data.toy_num_train, c.data.toy_num_eval = 10_000, 2_000
     results = gt.run(c, tmp_path)
     first = gt.read_metrics(tmp_path)[0]["loss"]
     assert results["nll"] < first - 1.0  # it learns
