@@ -14,7 +14,6 @@ import time
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 from absl import app, flags
 
 from gen_jax.nn import SubpixelConvTranspose

@@ -11,14 +11,14 @@ from absl import app, flags, logging
 
 from gen_jax.eval import evaluate_log_likelihood
 from gen_jax.losses import make_importance_weighted_bound
-from gen_jax.train import restore_run
+from gen_jax.train import CHECKPOINT_CHOICES, resolve_checkpoint, restore_run
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir.")
 _K = flags.DEFINE_integer("num_samples", 5000, "k of the IWAE bound (1 = ELBO).")
 _CHUNK = flags.DEFINE_integer("chunk", 250, "Importance samples drawn at once (memory ~ chunk x batch).")
 _BATCH = flags.DEFINE_integer("batch_size", 500, "Test examples at once.")
 _SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.")
-_CHECKPOINT = flags.DEFINE_enum("checkpoint", "best_if_any", ["latest", "best", "best_if_any"],
+_CHECKPOINT = flags.DEFINE_enum("checkpoint", "best_if_any", list(CHECKPOINT_CHOICES),
                                 "Which parameters: the end of training, the model-selection pick, or the pick "
                                 "when the run made one.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the importance samples.")
@@ -28,11 +28,9 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    which = _CHECKPOINT.value
-    if which == "best_if_any":
-        which = "best" if (Path(_WORKDIR.value) / "best").is_dir() else "latest"
+    which = resolve_checkpoint(_WORKDIR.value, _CHECKPOINT.value)
     config, task, state, data = restore_run(_WORKDIR.value, _SPLIT.value, which)
-    params = state.ema_params if state.ema_params is not None else state.params
+    params = state.eval_params
     bound = make_importance_weighted_bound(task.model, likelihood=config.model.likelihood,
                                            num_levels=data.num_levels, num_samples=_K.value,
                                            chunk_size=min(_CHUNK.value, _K.value))

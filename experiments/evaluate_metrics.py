@@ -27,14 +27,15 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
-from gen_jax.data import load_image_dataset, requantize
+from gen_jax.data import VectorDataset, load_image_dataset, requantize
 from gen_jax.eval import (MASKS, detection_report, inpainting_score, load_feature_network, make_mask,
-                          masked_errors, sample_quality)
-from gen_jax.train import restore_run
+                          masked_errors, mode_coverage, sample_quality, two_sample_report)
+from gen_jax.train import CHECKPOINT_CHOICES, resolve_checkpoint, restore_run
+from gen_jax.train.loop import load_data
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir.")
 _METRICS = flags.DEFINE_list("metrics", [], "Which metrics (default: all that apply to the workdir's data).")
-_CHECKPOINT = flags.DEFINE_enum("checkpoint", "best_if_any", ["latest", "best", "best_if_any"],
+_CHECKPOINT = flags.DEFINE_enum("checkpoint", "best_if_any", list(CHECKPOINT_CHOICES),
                                 "Parameters to evaluate (see experiments/evaluate.py).")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 10000, "Generated samples for the quality metrics.")
 _REFERENCE = flags.DEFINE_string("reference_split", "test", "Reference split for the quality metrics.")
@@ -119,10 +120,6 @@ def inpainting(config, task, params, test):
 
 
 def two_sample(config, task, params, test):
-    from gen_jax.data import VectorDataset
-    from gen_jax.eval import mode_coverage, two_sample_report
-    from gen_jax.train.loop import load_data
-
     if not isinstance(test, VectorDataset):
         raise ValueError("two_sample needs a vector (2-D toy) workdir; use quality for images")
     n = min(_NUM_SAMPLES.value, len(test))
@@ -144,12 +141,9 @@ def main(argv):
     unknown = set(_METRICS.value) - set(METRICS)
     if unknown:
         raise app.UsageError(f"unknown metrics {sorted(unknown)}; known: {sorted(METRICS)}")
-    which = _CHECKPOINT.value
-    if which == "best_if_any":
-        which = "best" if (Path(_WORKDIR.value) / "best").is_dir() else "latest"
+    which = resolve_checkpoint(_WORKDIR.value, _CHECKPOINT.value)
     config, task, state, test = restore_run(_WORKDIR.value, "test", which)
-    params = state.ema_params if state.ema_params is not None else state.params
-    from gen_jax.data import VectorDataset
+    params = state.eval_params
     names = _METRICS.value or (["two_sample"] if isinstance(test, VectorDataset)
                                else ["quality", "detection", "inpainting"])
     for metric in names:

@@ -19,7 +19,7 @@ def main(argv):
     config, task, state, data = restore_run(_WORKDIR.value, "test")
     if config.model.family != "vae" or config.model.conditional:
         raise SystemExit("represent.py needs an unconditional VAE workdir")
-    params = state.ema_params if state.ema_params is not None else state.params
+    params = state.eval_params
     paths = write_latent_pictures(task.model, params, data.image[:_NUM.value], data.label[:_NUM.value],
                                   likelihood=config.model.likelihood, num_levels=data.num_levels,
                                   outdir=Path(_WORKDIR.value) / "latent")

@@ -21,7 +21,7 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
     config, task, state, _ = restore_run(_WORKDIR.value)
-    params = state.ema_params if state.ema_params is not None else state.params
+    params = state.eval_params
     out = Path(_OUT.value or Path(_WORKDIR.value) / f"samples_seed{_SEED.value}.png")
     title = f"{config.model.family} on {config.data.name}, step {int(state.step)}"
     if task.picture is not None:  # 2-D data: density beside data and samples

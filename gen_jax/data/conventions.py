@@ -21,6 +21,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def to_unit_interval(levels: jax.Array, *, num_levels: int) -> jax.Array:
@@ -55,6 +56,5 @@ def bits_per_dim(nll_nats: jax.Array, *, num_dims: int) -> jax.Array:
 def requantize(levels, *, from_levels: int, to_levels: int):
     """Maps integer levels between level counts through ``[0, 1]`` with rounding (e.g. 256 -> 2 thresholds at
     the middle grey), so a dataset can be scored by a model of another level count (OOD detection)."""
-    import numpy as np
     x = np.asarray(levels, np.float64) / (from_levels - 1)
     return np.rint(x * (to_levels - 1)).astype(np.uint8)

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gen_jax.losses.likelihoods import discretized_logistic_log_likelihood
 from gen_jax.nn.masked import made_degrees
 
 
@@ -254,13 +255,10 @@ def _logistic_mixture_log_probs(out, levels, num_levels):
     """Per-pixel log-probabilities of a discretized logistic mixture, ``out`` = (logits, means, log scales)."""
     m = out.shape[-1] // 3
     logit_pi, mean, log_scale = out[..., :m], out[..., m:2 * m], jnp.clip(out[..., 2 * m:], -7.0, 7.0)
-    from gen_jax.losses.likelihoods import discretized_logistic_log_likelihood
-    b = levels.shape[0]
     lv = jnp.broadcast_to(levels[..., None], mean.shape)
     # Per-component log masses, computed by the shared discretized-logistic function on a flattened batch.
     comp = discretized_logistic_log_likelihood(lv.reshape(-1, 1), mean.reshape(-1, 1), log_scale.reshape(-1, 1),
                                                num_levels=num_levels).reshape(mean.shape)
-    del b
     return jax.nn.logsumexp(jax.nn.log_softmax(logit_pi, -1) + comp, -1)
 
 

@@ -7,7 +7,6 @@ uninterrupted one exactly.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import signal
 import time
@@ -58,16 +57,12 @@ def init_state(config, task: Task, train_data, optimizer) -> TrainState:
 
 
 def _write_samples(task: Task, state: TrainState, rng, config, path: Path, title: str) -> None:
-    params = state.ema_params if state.ema_params is not None else state.params
+    params = state.eval_params
     if task.picture is not None:
         task.picture(params, rng, path, title)
         return
     images = np.asarray(task.sample(params, rng, config.train.num_sample_images))
     save_image_grid(images, path, title=title)
-
-
-def _eval_params(state: TrainState):
-    return state.ema_params if state.ema_params is not None else state.params
 
 
 class _BestParams:
@@ -76,7 +71,7 @@ class _BestParams:
 
     def __init__(self, directory: Path, every: int, patience: int, current_step: int):
         self._store = CheckpointStore(directory, max_to_keep=1)
-        self.every, self.patience = every, patience
+        self.patience = patience
         self.step = self.score = None
         self.bad = 0
         if self._store.latest_step() is not None:
@@ -191,7 +186,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
                                config, workdir / "samples" / f"step_{done:07d}.png", f"step {done}")
             if best is not None and (done % select_every == 0 or done == cfg.steps):
                 host_state = unreplicate(device_state, num_devices)
-                score = float(task.select_score(_eval_params(host_state), select_data,
+                score = float(task.select_score(host_state.eval_params, select_data,
                                                 jax.random.fold_in(keys["eval"], done)))
                 check_finite(done, {f"select/{config.eval.select_split}": score})
                 best.update(done, score, host_state)
@@ -206,7 +201,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
         if best is not None and best.step is not None:
             state = best.restore(state)
             results.update(selected_step=best.step, select_score=best.score)
-        results.update(task.evaluate(_eval_params(state), eval_data, keys["eval"]))
+        results.update(task.evaluate(state.eval_params, eval_data, keys["eval"]))
         results["step"] = int(state.step)
         writer.write(int(state.step), {f"eval/{k}": v for k, v in results.items() if k != "step"})
         (workdir / "eval.json").write_text(json.dumps(results, indent=2))
@@ -221,11 +216,24 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
         signal.signal(signal.SIGTERM, previous_handler)
 
 
+CHECKPOINT_CHOICES = ("latest", "best", "best_if_any")
+
+
+def resolve_checkpoint(workdir: str | Path, checkpoint: str) -> str:
+    """``latest`` or ``best``: ``best_if_any`` is ``best`` when the run made a model-selection pick."""
+    if checkpoint not in CHECKPOINT_CHOICES:
+        raise ValueError(f"checkpoint must be one of {CHECKPOINT_CHOICES}, got {checkpoint!r}")
+    if checkpoint == "best_if_any":
+        return "best" if (Path(workdir) / "best").is_dir() else "latest"
+    return checkpoint
+
+
 def restore_run(workdir: str | Path, split: str = "train", checkpoint: str = "latest"):
     """Rebuilds ``(config, task, state, data)`` of a trained workdir from its config and a checkpoint:
-    ``latest`` (the end of training) or ``best`` (the model-selection pick, see ``eval.select_every``);
-    ``data`` is ``split`` of the run's dataset (any split fixes the model's shapes)."""
+    ``latest`` (the end of training), ``best`` (the model-selection pick, see ``eval.select_every``) or
+    ``best_if_any``; ``data`` is ``split`` of the run's dataset (any split fixes the model's shapes)."""
     workdir = Path(workdir)
+    checkpoint = resolve_checkpoint(workdir, checkpoint)
     config_path = workdir / "config.json"
     if not config_path.exists():
         raise FileNotFoundError(f"{config_path} does not exist: is {workdir} a gen_jax training workdir?")
@@ -234,8 +242,6 @@ def restore_run(workdir: str | Path, split: str = "train", checkpoint: str = "la
     task = build_task(config, data)
     optimizer = make_optimizer(config.optim, config.train.steps)
     state = init_state(config, task, data, optimizer)
-    if checkpoint not in ("latest", "best"):
-        raise ValueError(f"checkpoint must be 'latest' or 'best', got {checkpoint!r}")
     directory = workdir / ("checkpoints" if checkpoint == "latest" else "best")
     checkpoints = CheckpointStore(directory, max_to_keep=config.train.max_checkpoints)
     if checkpoints.latest_step() is None:

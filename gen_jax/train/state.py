@@ -19,6 +19,11 @@ class TrainState(flax.struct.PyTreeNode):
     opt_state: Any
     ema_params: Any = None
 
+    @property
+    def eval_params(self) -> Any:
+        """The parameters to evaluate and sample with: the EMA ones when kept, else the trained ones."""
+        return self.ema_params if self.ema_params is not None else self.params
+
 
 def create_train_state(params: Any, optimizer: optax.GradientTransformation, *, ema: bool = False) -> TrainState:
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params),

@@ -16,17 +16,15 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gen_jax.data.images import ImageDataset
-from gen_jax.eval.likelihood import evaluate_log_likelihood, per_example_log_likelihood
-from gen_jax.losses import (log_normal_diag, make_importance_weighted_bound, make_iwae_loss, make_vae_loss,
-                            observation_log_likelihood, observation_mean,
-                            params_per_dim)
 from gen_jax.data.conventions import dequantized_nll, uniform_dequantize
-from gen_jax.data.toy2d import TOY_DATASETS, world_land_raster
-from gen_jax.data.vectors import TOY_SPLIT_SEEDS, VectorDataset
+from gen_jax.data.images import ImageDataset
+from gen_jax.data.toy2d import world_land_raster
+from gen_jax.data.vectors import TOY_SPLIT_SEEDS
+from gen_jax.eval.likelihood import evaluate_log_likelihood, per_example_log_likelihood
 from gen_jax.eval.modes import mode_coverage
 from gen_jax.eval.two_sample import two_sample_report
-from gen_jax.losses import make_nll_loss
+from gen_jax.losses import (log_normal_diag, make_importance_weighted_bound, make_iwae_loss, make_nll_loss,
+                            make_vae_loss, observation_log_likelihood, observation_mean, params_per_dim)
 from gen_jax.models import VAE
 from gen_jax.models.autoregressive import MADEImage, PixelCNN
 from gen_jax.models.flows import build_flow
@@ -90,11 +88,13 @@ def vae_task(config: ml_collections.ConfigDict, data: ImageDataset) -> Task:
         y = jnp.arange(n) % model.num_classes if model.num_classes else None  # one column per class
         return observation_mean(likelihood, model.apply(params, z, y, method=model.decode), num_levels=levels)
 
+    def bound(num_samples: int):
+        return make_importance_weighted_bound(model, likelihood=likelihood, num_levels=levels,
+                                              num_samples=num_samples, chunk_size=config.eval.importance_chunk)
+
     def nll(params, split: ImageDataset, rng, num_samples: int) -> dict:
-        bound = make_importance_weighted_bound(model, likelihood=likelihood, num_levels=levels,
-                                               num_samples=num_samples, chunk_size=config.eval.importance_chunk)
-        return evaluate_log_likelihood(bound, params, split.arrays(), rng, batch_size=config.eval.batch_size,
-                                       num_dims=split.num_dims)
+        return evaluate_log_likelihood(bound(num_samples), params, split.arrays(), rng,
+                                       batch_size=config.eval.batch_size, num_dims=split.num_dims)
 
     def evaluate(params, split: ImageDataset, rng):
         out = {}
@@ -110,9 +110,8 @@ def vae_task(config: ml_collections.ConfigDict, data: ImageDataset) -> Task:
         return nll(params, split, rng, config.eval.select_importance_samples)["nll"]
 
     def log_prob(params, arrays, rng, num_samples: int = 100):
-        bound = make_importance_weighted_bound(model, likelihood=likelihood, num_levels=levels,
-                                               num_samples=num_samples, chunk_size=config.eval.importance_chunk)
-        return per_example_log_likelihood(bound, params, arrays, rng, batch_size=config.eval.batch_size)
+        return per_example_log_likelihood(bound(num_samples), params, arrays, rng,
+                                          batch_size=config.eval.batch_size)
 
     impute_fn = jax.jit(lambda params, x, mask, rng: impute_by_importance_sampling(
         model, likelihood, levels, params, x, mask, rng))
@@ -166,6 +165,25 @@ def impute_by_importance_sampling(model: VAE, likelihood: str, num_levels: int, 
     return mask * x + (1 - mask) * fill
 
 
+def exact_likelihood_functions(bound_fn: Callable, batch_size: int, extra: dict | None = None):
+    """``(evaluate, select_score, per_example)`` of a family with an exact (or dequantized) per-example
+    ``bound_fn(params, batch, rng) -> (B,) log p``: mean NLL and bits/dim over a split, the NLL as the
+    selection score, and per-example values for the detection metrics."""
+    def evaluate(params, split, rng):
+        res = evaluate_log_likelihood(bound_fn, params, split.arrays(), rng, batch_size=batch_size,
+                                      num_dims=split.num_dims)
+        return {"nll": res["nll"], "bits_per_dim": res["bits_per_dim"], **(extra or {})}
+
+    def select_score(params, split, rng):
+        return evaluate(params, split, rng)["nll"]
+
+    def per_example(params, arrays, rng=None, **_):
+        return per_example_log_likelihood(bound_fn, params, arrays, jax.random.key(0) if rng is None else rng,
+                                          batch_size=batch_size)
+
+    return evaluate, select_score, per_example
+
+
 def flow_task(config: ml_collections.ConfigDict, data) -> Task:
     """Normalizing flows on vector data (the 2-D toys), trained by exact NLL; image datasets go to
     :func:`image_flow_task`."""
@@ -190,13 +208,11 @@ def flow_task(config: ml_collections.ConfigDict, data) -> Task:
     def sample(params, rng, n):
         return model.apply(params, rng, n, (dim,), method=model.sample)
 
-    def nll(params, split, rng=None):
-        lp = np.concatenate([np.asarray(log_prob_jit(params, split.x[s:s + 10_000]))
-                             for s in range(0, len(split), 10_000)])
-        return float(-lp.mean())
+    exact_nll, select_score, per_example = exact_likelihood_functions(
+        lambda p, b, r: log_prob_jit(p, b["x"]), 10_000)
 
     def evaluate(params, split, rng):
-        out = {"nll": nll(params, split)}
+        out = {"nll": exact_nll(params, split, rng)["nll"]}
         toy = split.toy
         if toy is not None and toy.has_log_prob:
             out["true_entropy"] = toy.entropy()
@@ -224,28 +240,8 @@ def flow_task(config: ml_collections.ConfigDict, data) -> Task:
                        path, bounds=bounds, title=title, background=background,
                        panel_size=6.0 if background is not None else 4.0)
 
-    return Task(model, init_params, loss_fn, sample, evaluate, select_score=lambda p, s, r: nll(p, s),
-                log_prob=lambda p, arrays, r, **_: np.asarray(log_prob_jit(p, arrays["x"]), np.float64),
+    return Task(model, init_params, loss_fn, sample, evaluate, select_score=select_score, log_prob=per_example,
                 picture=picture)
-
-
-def exact_likelihood_functions(bound_fn: Callable, batch_size: int, extra: dict | None = None):
-    """``(evaluate, select_score, per_example)`` of a family with an exact (or dequantized) per-example
-    ``bound_fn(params, batch, rng) -> (B,) log p``: mean NLL and bits/dim over a split, the NLL as the
-    selection score, and per-example values for the detection metrics."""
-    def evaluate(params, split, rng):
-        res = evaluate_log_likelihood(bound_fn, params, split.arrays(), rng, batch_size=batch_size,
-                                      num_dims=split.num_dims)
-        return {"nll": res["nll"], "bits_per_dim": res["bits_per_dim"], **(extra or {})}
-
-    def select_score(params, split, rng):
-        return evaluate(params, split, rng)["nll"]
-
-    def per_example(params, arrays, rng=None, **_):
-        return per_example_log_likelihood(bound_fn, params, arrays, jax.random.key(0) if rng is None else rng,
-                                          batch_size=batch_size)
-
-    return evaluate, select_score, per_example
 
 
 def image_flow_task(config: ml_collections.ConfigDict, data: ImageDataset) -> Task:
