@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gen_jax.models.autoregressive import MADEImage
+from gen_jax.models.autoregressive import MADEImage, PixelCNN
 from gen_jax.models.classic import all_binary_images
 
 
@@ -71,7 +71,6 @@ def test_made_samples_follow_its_distribution():
         assert np.abs(freq - p).max() < 0.015
 
 
-from gen_jax.models.autoregressive import PixelCNN
 
 
 @pytest.mark.parametrize("levels,output", [(2, "categorical"), (3, "categorical"), (3, "logistic_mixture")])
@@ -121,3 +120,16 @@ def test_pixelcnn_samples_and_inpaints_with_observed_pixels_kept():
     mask = jnp.zeros((4, 4, 4, 1)).at[:, :2].set(1.0)  # top half observed
     filled = model.apply(params, jax.random.key(3), observed, mask, method=model.inpaint)
     np.testing.assert_array_equal(filled[:, :2], observed[:, :2])
+
+
+def test_pixelcnn_patch_convolutions_compute_the_flax_convolutions():
+    """The default ``conv="patch"`` (fast on CPU) and ``conv="flax"`` share parameters and log-likelihoods."""
+    x = jax.random.randint(jax.random.key(2), (3, 6, 6, 1), 0, 5)
+    fast = PixelCNN(num_levels=5, channels=8, num_layers=3, output="logistic_mixture", num_mixtures=2)
+    ref = PixelCNN(num_levels=5, channels=8, num_layers=3, output="logistic_mixture", num_mixtures=2, conv="flax")
+    params = fast.init(jax.random.key(0), x)
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, ref.init(jax.random.key(0), x))
+    np.testing.assert_allclose(fast.apply(params, x), ref.apply(params, x), rtol=1e-5, atol=1e-4)
+    g_fast, g_ref = (jax.grad(lambda p, m=m: m.apply(p, x).sum())(params) for m in (fast, ref))
+    for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

@@ -1,4 +1,5 @@
-"""SubpixelConvTranspose computes exactly nn.ConvTranspose: outputs and gradients on shared parameters."""
+"""SubpixelConvTranspose computes exactly nn.ConvTranspose, PatchConv exactly nn.Conv: outputs and gradients on
+shared parameters."""
 
 import flax.linen as nn
 import jax
@@ -6,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gen_jax.nn import MLP, ConvDecoder, SubpixelConvTranspose
+from gen_jax.nn import MLP, ConvDecoder, PatchConv, SubpixelConvTranspose
 
 CASES = [  # (input H, W, kernel, stride, padding)
     (7, 7, 4, 2, "SAME"), (7, 9, 4, 2, "VALID"), (8, 8, 3, 2, "SAME"), (5, 6, 5, 2, "SAME"),
@@ -31,6 +32,30 @@ def test_subpixel_conv_transpose_equals_flax_conv_transpose(h, w, k, s, padding)
     g_ours = jax.grad(lambda p, v: loss(ours, p, v), argnums=(0, 1))(params, x)
     for a, b in zip(jax.tree.leaves(g_ours), jax.tree.leaves(g_ref)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel,padding", [((3, 3), "SAME"), ((2, 3), "VALID"), ((1, 2), ((0, 0), (1, 0))),
+                                            ((1, 1), "SAME"), ((4, 4), "SAME"), ((7, 7), ((3, 0), (3, 3)))])
+def test_patch_conv_equals_flax_conv(kernel, padding):
+    x = jax.random.normal(jax.random.key(0), (2, 6, 7, 3))
+    ref = nn.Conv(5, kernel, padding=padding)
+    params = jax.tree.map(lambda p: p + 0.1, ref.init(jax.random.key(1), x))
+    ours = PatchConv(5, kernel, padding=padding)
+    assert jax.tree.map(jnp.shape, ours.init(jax.random.key(1), x)) == jax.tree.map(jnp.shape, params)
+    np.testing.assert_allclose(ours.apply(params, x), ref.apply(params, x), rtol=1e-5, atol=1e-5)
+
+    def loss(module, p, v):
+        return jnp.sum(jnp.sin(module.apply(p, v)))
+
+    g_ref = jax.grad(lambda p, v: loss(ref, p, v), argnums=(0, 1))(params, x)
+    g_ours = jax.grad(lambda p, v: loss(ours, p, v), argnums=(0, 1))(params, x)
+    for a, b in zip(jax.tree.leaves(g_ours), jax.tree.leaves(g_ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_patch_conv_rejects_unknown_padding():
+    with pytest.raises(ValueError, match="padding must be"):
+        PatchConv(2, (3, 3), padding="CIRCULAR").init(jax.random.key(0), jnp.zeros((1, 4, 4, 1)))
 
 
 def test_conv_decoder_output_shape_and_divisibility_error():

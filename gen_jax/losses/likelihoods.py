@@ -11,6 +11,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from gen_jax.nn.distributions import discretized_logistic_log_mass
+
 
 def _sum_per_example(v: jax.Array, weights: jax.Array | None = None) -> jax.Array:
     """Sums over non-batch axes; ``weights`` (broadcastable, e.g. an observed-pixel mask) weight each term."""
@@ -41,10 +43,8 @@ def gaussian_log_likelihood(x: jax.Array, mean: jax.Array, log_scale: jax.Array,
 
 def discretized_logistic_log_likelihood(levels: jax.Array, mean: jax.Array, log_scale: jax.Array, *,
                                         num_levels: int, weights: jax.Array | None = None) -> jax.Array:
-    """Probability mass of integer levels under a logistic discretized into ``num_levels`` bins.
-
-    Levels ``k`` sit at ``c_k = 2k / (K-1) - 1`` in [-1, 1] with bins of width ``2 / (K-1)``; the two edge
-    bins extend to -inf and +inf so the masses sum to one (Salimans et al. 2017, PixelCNN++).
+    """Probability mass of integer levels under a logistic discretized into ``num_levels`` bins, summed per
+    example (per-pixel masses and conventions: :func:`gen_jax.nn.distributions.discretized_logistic_log_mass`).
 
     Args:
       levels: ``(B, ...)`` integers in ``{0, ..., num_levels - 1}``.
@@ -54,24 +54,7 @@ def discretized_logistic_log_likelihood(levels: jax.Array, mean: jax.Array, log_
     Returns:
       ``(B,)`` log-probabilities (nats).
     """
-    half_bin = 1.0 / (num_levels - 1)
-    centered = 2.0 * levels.astype(mean.dtype) * half_bin - 1.0 - mean
-    inv_scale = jnp.exp(-log_scale)
-    plus = inv_scale * (centered + half_bin)
-    minus = inv_scale * (centered - half_bin)
-    log_cdf_plus = jax.nn.log_sigmoid(plus)  # log F(upper edge): the lowest bin's mass
-    log_one_minus_cdf_minus = jax.nn.log_sigmoid(-minus)  # log (1 - F(lower edge)): the highest bin's
-    # log(F(plus) - F(minus)) = log sigmoid(plus) + log(1 - exp(log sigmoid(minus) - log sigmoid(plus)));
-    # both terms are exact in log space, also far in the tails where the sigmoids round to 0 or 1.
-    # The clamp keeps the branch jnp.where discards finite: a -inf there would still poison the gradient.
-    log_ratio = jnp.minimum(jax.nn.log_sigmoid(minus) - log_cdf_plus, -1e-12)
-    log_mid = log_cdf_plus + jnp.log(-jnp.expm1(log_ratio))
-    log_mid_narrow = jax.nn.log_sigmoid(inv_scale * centered) + jax.nn.log_sigmoid(-inv_scale * centered) \
-        + jnp.log(2.0 * half_bin * inv_scale)  # density x bin width, for bins far narrower than the scale
-    log_mid = jnp.where(plus - minus > 1e-5, log_mid, log_mid_narrow)
-    lp = jnp.where(levels == 0, log_cdf_plus,
-                   jnp.where(levels == num_levels - 1, log_one_minus_cdf_minus, log_mid))
-    return _sum_per_example(lp, weights)
+    return _sum_per_example(discretized_logistic_log_mass(levels, mean, log_scale, num_levels=num_levels), weights)
 
 
 LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic")

@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax.losses.likelihoods import discretized_logistic_log_likelihood
+from gen_jax.nn.conv import PatchConv
+from gen_jax.nn.distributions import pixel_log_probs, sample_pixel
 from gen_jax.nn.masked import made_degrees
 
 
@@ -136,6 +137,16 @@ def _shift_right(x: jax.Array) -> jax.Array:
     return jnp.pad(x, ((0, 0), (0, 0), (1, 0), (0, 0)))[:, :, :-1]
 
 
+def _conv_class(conv: str):
+    """``"patch"``: :class:`~gen_jax.nn.PatchConv` (the same function as ``nn.Conv``, 1.7x faster training on
+    CPU); ``"flax"``: ``nn.Conv`` itself. Both have the same parameters."""
+    if conv == "patch":
+        return PatchConv
+    if conv == "flax":
+        return nn.Conv
+    raise ValueError(f"unknown conv {conv!r}; use 'patch' or 'flax'")
+
+
 class GatedMaskedConv(nn.Module):
     """One gated PixelCNN layer (van den Oord et al. 2016, "Conditional Image Generation with PixelCNN
     Decoders") as two stacks that, together, see every earlier pixel and no later one (no blind spot).
@@ -150,17 +161,19 @@ class GatedMaskedConv(nn.Module):
     kernel_size: int = 3
     first: bool = False
     num_classes: int = 0
+    conv: str = "patch"
 
     @nn.compact
     def __call__(self, v, h, y=None):
         k, c = self.kernel_size, self.channels
+        Conv = _conv_class(self.conv)
         pad = k // 2
         v_in = jnp.pad(v, ((0, 0), (pad, 0), (pad, pad), (0, 0)))
-        v_pre = nn.Conv(2 * c, (pad + 1, k), padding="VALID", name="vertical")(v_in)
+        v_pre = Conv(2 * c, (pad + 1, k), padding="VALID", name="vertical")(v_in)
         h_src = _shift_right(h) if self.first else h
         h_in = jnp.pad(h_src, ((0, 0), (0, 0), (pad, 0), (0, 0)))
-        h_pre = nn.Conv(2 * c, (1, pad + 1), padding="VALID", name="horizontal")(h_in)
-        h_pre = h_pre + nn.Conv(2 * c, (1, 1), name="vertical_to_horizontal")(_shift_down(v_pre))
+        h_pre = Conv(2 * c, (1, pad + 1), padding="VALID", name="horizontal")(h_in)
+        h_pre = h_pre + Conv(2 * c, (1, 1), name="vertical_to_horizontal")(_shift_down(v_pre))
         if self.num_classes:
             emb = nn.Embed(self.num_classes, 4 * c, name="class_embedding")(y)[:, None, None, :]
             v_pre = v_pre + emb[..., :2 * c]
@@ -171,7 +184,7 @@ class GatedMaskedConv(nn.Module):
             return jnp.tanh(t) * jax.nn.sigmoid(s)
 
         v_out = gate(v_pre)
-        h_out = nn.Conv(c, (1, 1), name="horizontal_out")(gate(h_pre))
+        h_out = Conv(c, (1, 1), name="horizontal_out")(gate(h_pre))
         if not self.first:
             h_out = h_out + h  # residual connection on the horizontal stack
         return v_out, h_out
@@ -190,6 +203,7 @@ class PixelCNN(nn.Module):
     output: str = "categorical"
     num_mixtures: int = 5
     num_classes: int = 0
+    conv: str = "patch"
 
     def _num_outputs(self) -> int:
         if self.num_levels == 2:
@@ -209,14 +223,15 @@ class PixelCNN(nn.Module):
         v = h = inp
         for i in range(self.num_layers):
             v, h = GatedMaskedConv(self.channels, 7 if i == 0 else self.kernel_size, first=i == 0,
-                                   num_classes=self.num_classes, name=f"gated_{i}")(v, h, y)
-        out = nn.Conv(self.channels, (1, 1), name="head_0")(nn.relu(h))
-        return nn.Conv(self._num_outputs(), (1, 1), name="head_1")(nn.relu(out))
+                                   num_classes=self.num_classes, conv=self.conv, name=f"gated_{i}")(v, h, y)
+        Conv = _conv_class(self.conv)
+        out = Conv(self.channels, (1, 1), name="head_0")(nn.relu(h))
+        return Conv(self._num_outputs(), (1, 1), name="head_1")(nn.relu(out))
 
     def log_prob(self, x: jax.Array, y: jax.Array | None = None) -> jax.Array:
         """Exact ``log p(x)`` per example (nats)."""
         out = self.outputs(x, y)
-        return jnp.sum(_pixel_log_probs(out, x[..., 0], self.num_levels, self.output), axis=(1, 2))
+        return jnp.sum(pixel_log_probs(out, x[..., 0], self.num_levels, self.output), axis=(1, 2))
 
     def __call__(self, x, y=None):
         return self.log_prob(x, y)
@@ -243,42 +258,9 @@ class PixelCNN(nn.Module):
             key, sub = jax.random.split(key)
             i, j = t // w, t % w
             out = self.outputs(cur, y)[:, i, j]
-            v = _sample_pixel(sub, out, self.num_levels, self.output, temperature)
+            v = sample_pixel(sub, out, self.num_levels, self.output, temperature)
             keep = mask[:, i, j, 0] > 0
             return cur.at[:, i, j, 0].set(jnp.where(keep, cur[:, i, j, 0], v)), key
 
         x, _ = jax.lax.fori_loop(0, h * w, step, (x, rng))
         return x
-
-
-def _logistic_mixture_log_probs(out, levels, num_levels):
-    """Per-pixel log-probabilities of a discretized logistic mixture, ``out`` = (logits, means, log scales)."""
-    m = out.shape[-1] // 3
-    logit_pi, mean, log_scale = out[..., :m], out[..., m:2 * m], jnp.clip(out[..., 2 * m:], -7.0, 7.0)
-    lv = jnp.broadcast_to(levels[..., None], mean.shape)
-    # Per-component log masses, computed by the shared discretized-logistic function on a flattened batch.
-    comp = discretized_logistic_log_likelihood(lv.reshape(-1, 1), mean.reshape(-1, 1), log_scale.reshape(-1, 1),
-                                               num_levels=num_levels).reshape(mean.shape)
-    return jax.nn.logsumexp(jax.nn.log_softmax(logit_pi, -1) + comp, -1)
-
-
-def _pixel_log_probs(out, levels, num_levels, output):
-    if num_levels == 2:
-        t = levels.astype(jnp.float32)
-        logit = out[..., 0]
-        return t * jax.nn.log_sigmoid(logit) + (1 - t) * jax.nn.log_sigmoid(-logit)
-    if output == "categorical":
-        return jnp.take_along_axis(jax.nn.log_softmax(out, -1), levels[..., None].astype(jnp.int32), -1)[..., 0]
-    return _logistic_mixture_log_probs(out, levels, num_levels)
-
-
-def _sample_pixel(key, out, num_levels, output, temperature):
-    if num_levels == 2:
-        return jax.random.bernoulli(key, jax.nn.sigmoid(out[..., 0] / temperature)).astype(jnp.int32)
-    if output == "categorical":
-        return jax.random.categorical(key, out / temperature).astype(jnp.int32)
-    # Exact for a discretized mixture: its K level probabilities, then a categorical draw.
-    levels = jnp.arange(num_levels)
-    logp = jax.vmap(lambda lv: _logistic_mixture_log_probs(out, jnp.full(out.shape[:-1], lv), num_levels),
-                    out_axes=-1)(levels)
-    return jax.random.categorical(key, logp / temperature).astype(jnp.int32)

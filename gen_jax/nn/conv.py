@@ -8,6 +8,12 @@ exactly the same function with an ordinary stride-1 convolution followed by a de
 ``t = s*d + pad_lo - a``, so every output phase ``a`` is a stride-1 convolution of the undilated input with a
 sub-kernel gathered from the same ``(kh, kw, in, out)`` kernel. Same parameters, same outputs, same gradients
 (``tests/test_nn.py`` checks all three against ``nn.ConvTranspose``).
+
+The same holds, less dramatically, for ordinary stride-1 convolutions with many channels: in the gated PixelCNN
+(64 maps, 28x28, batch 64) the weight gradient of a 1x1 ``nn.Conv`` takes ~89 ms against ~5 ms for its forward
+pass. :class:`PatchConv` computes the convolution as one matrix product of the stacked shifted inputs
+("im2col") with the reshaped kernel, whose gradients are matrix products too; the whole PixelCNN training step
+goes from 2.48 s to 1.42 s (``experiments/benchmark_patch_conv.py``).
 """
 
 from __future__ import annotations
@@ -85,6 +91,49 @@ class SubpixelConvTranspose(nn.Module):
         mh, mw = y.shape[1], y.shape[2]
         y = y.reshape(batch, mh, mw, sh, sw, self.features).transpose(0, 1, 3, 2, 4, 5)
         y = y.reshape(batch, mh * sh, mw * sw, self.features)[:, :out_h, :out_w]
+        if self.use_bias:
+            y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32)
+        return y
+
+
+class PatchConv(nn.Module):
+    """Drop-in for a stride-1, undilated ``flax.linen.Conv`` (2-D, NHWC), computed as patches @ kernel.
+
+    ``padding`` is ``"VALID"``, ``"SAME"`` (Flax's split: the extra row/column at the end) or explicit
+    ``((lo, hi), (lo, hi))``. Parameters are named and shaped as ``nn.Conv``'s (``kernel`` ``(kh, kw, in, out)``,
+    ``bias``), so the two are interchangeable on the same params (checked in ``tests/test_nn.py``).
+    """
+
+    features: int
+    kernel_size: Sequence[int] = (3, 3)
+    padding: str | Sequence[tuple[int, int]] = "SAME"
+    use_bias: bool = True
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kh, kw = self.kernel_size
+        if self.padding == "SAME":
+            pads = (((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2))
+        elif self.padding == "VALID":
+            pads = ((0, 0), (0, 0))
+        elif isinstance(self.padding, str):
+            raise ValueError(f"padding must be 'SAME', 'VALID' or ((lo, hi), (lo, hi)), got {self.padding!r}")
+        else:
+            pads = tuple(tuple(p) for p in self.padding)
+        if any(p != (0, 0) for p in pads):
+            x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+        batch, hp, wp, cin = x.shape
+        out_h, out_w = hp - kh + 1, wp - kw + 1
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f"a {kh}x{kw} kernel does not fit a {hp}x{wp} (padded) input")
+        kernel = self.param("kernel", self.kernel_init, (kh, kw, cin, self.features), jnp.float32)
+        # Patch channel order (i, j, c) matches kernel.reshape(kh * kw * cin, out).
+        cols = [x[:, i:i + out_h, j:j + out_w, :] for i in range(kh) for j in range(kw)]
+        patches = cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
+        y = patches.reshape(-1, kh * kw * cin) @ kernel.reshape(kh * kw * cin, self.features).astype(x.dtype)
+        y = y.reshape(batch, out_h, out_w, self.features)
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32)
         return y
