@@ -7,3 +7,4 @@ from gen_jax.data.images import (IMAGE_DATASETS, DatasetNotFoundError, ImageData
 from gen_jax.data.iterator import BatchIterator
 from gen_jax.data.toy2d import TOY_DATASETS, Toy2D, get_toy, world_land_raster
 from gen_jax.data.vectors import TOY_SPLIT_SEEDS, VectorDataset, load_toy_dataset
+from gen_jax.data.text import TEXT_DATASETS, CharVocabulary, TextDataset, load_text_dataset

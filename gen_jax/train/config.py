@@ -14,12 +14,13 @@ def default_config() -> ml_collections.ConfigDict:
     c.seed = 0
 
     c.data = ml_collections.ConfigDict()
-    c.data.name = "digits"  # see gen_jax.data.IMAGE_DATASETS
+    c.data.name = "digits"  # gen_jax.data.IMAGE_DATASETS, TOY_DATASETS or TEXT_DATASETS
     c.data.data_dir = ""  # "" = gen_jax.data.default_data_dir()
     c.data.tfds_dir = ""  # "" = $GEN_JAX_CACHE/tfds
     c.data.eval_split = "test"
     c.data.toy_num_train = 50_000  # 2-D toys: size of the fixed train split
     c.data.toy_num_eval = 10_000  # ... and of the valid / test splits
+    c.data.text_file = ""  # text dataset "words": "" = /usr/share/dict/american-english (gen_jax.data.text)
 
     c.model = ml_collections.ConfigDict()
     c.model.family = "vae"
@@ -38,6 +39,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.pixelcnn_output = "categorical"  # categorical | logistic_mixture (more than 2 levels)
     c.model.made_direct_connections = True  # family "made": masked input -> output weights too
     c.model.num_masks = 1  # family "made": connectivities for order-agnostic training (ensembled at test)
+    c.model.transformer_dim = 128  # family "transformer" (model.num_layers blocks): width
+    c.model.num_heads = 4  # ... and attention heads
+    c.model.sample_temperatures = (0.5, 1.0, 1.5)  # family "transformer": the sample picture's columns
 
     c.loss = ml_collections.ConfigDict()
     c.loss.beta = 1.0

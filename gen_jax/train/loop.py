@@ -18,8 +18,9 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from gen_jax.data.images import load_image_dataset
+from gen_jax.data.images import IMAGE_DATASETS, load_image_dataset
 from gen_jax.data.toy2d import TOY_DATASETS
+from gen_jax.data.text import TEXT_DATASETS, load_text_dataset
 from gen_jax.data.vectors import load_toy_dataset
 from gen_jax.data.iterator import BatchIterator
 from gen_jax.train.checkpoint import CheckpointStore
@@ -35,11 +36,16 @@ from gen_jax.viz import save_image_grid
 
 
 def load_data(config: ml_collections.ConfigDict, split: str):
-    """A split of ``config.data.name``: a 2-D toy (fixed samples, see :mod:`gen_jax.data.vectors`) or an image
-    dataset."""
+    """A split of ``config.data.name``: a 2-D toy (fixed samples, see :mod:`gen_jax.data.vectors`), a text
+    dataset (:mod:`gen_jax.data.text`) or an image dataset."""
     if config.data.name in TOY_DATASETS:
         size = config.data.toy_num_train if split == "train" else config.data.toy_num_eval
         return load_toy_dataset(config.data.name, split, size)
+    if config.data.name in TEXT_DATASETS:
+        return load_text_dataset(config.data.name, split, config.data.text_file or None)
+    if config.data.name not in IMAGE_DATASETS:
+        raise ValueError(f"unknown dataset {config.data.name!r}; known: images {list(IMAGE_DATASETS)}, "
+                         f"2-D toys {list(TOY_DATASETS)}, text {list(TEXT_DATASETS)}")
     return load_image_dataset(config.data.name, split, data_dir=config.data.data_dir or None,
                               tfds_dir=config.data.tfds_dir or None)
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from gen_jax.data.conventions import dequantized_nll, uniform_dequantize
 from gen_jax.data.images import ImageDataset
+from gen_jax.data.text import TEXT_DATASETS, TextDataset
 from gen_jax.data.toy2d import world_land_raster
 from gen_jax.data.vectors import TOY_SPLIT_SEEDS
 from gen_jax.eval.likelihood import evaluate_log_likelihood, per_example_log_likelihood
@@ -26,9 +27,9 @@ from gen_jax.eval.two_sample import two_sample_report
 from gen_jax.losses import (log_normal_diag, make_importance_weighted_bound, make_iwae_loss, make_nll_loss,
                             make_vae_loss, observation_log_likelihood, observation_mean, params_per_dim)
 from gen_jax.models import VAE
-from gen_jax.models.autoregressive import MADEImage, PixelCNN
+from gen_jax.models.autoregressive import CausalTransformer, MADEImage, PixelCNN
 from gen_jax.models.flows import build_flow
-from gen_jax.viz import density_grid, save_2d_panels
+from gen_jax.viz import density_grid, save_2d_panels, save_text_columns
 
 
 @dataclasses.dataclass
@@ -365,8 +366,52 @@ def pixelcnn_task(config: ml_collections.ConfigDict, data) -> Task:
                 log_prob=per_example, impute=impute)
 
 
+def transformer_task(config: ml_collections.ConfigDict, data) -> Task:
+    """A causal Transformer over character sequences (:mod:`gen_jax.data.text`), exact NLL per word; the
+    evaluation reports bits per character, the picture shows samples at ``model.sample_temperatures``."""
+    if not isinstance(data, TextDataset):
+        raise ValueError(f"model.family='transformer' needs a text dataset {list(TEXT_DATASETS)}, "
+                         f"got {data.name!r}")
+    model = CausalTransformer(vocab_size=data.vocab.size, max_len=data.seq_len - 1,
+                              dim=config.model.transformer_dim, num_heads=config.model.num_heads,
+                              num_layers=config.model.num_layers)
+
+    def log_prob(params, batch, rng):
+        return model.apply(params, batch["tokens"], method=model.log_prob)
+
+    log_prob_jit = jax.jit(lambda p, b: model.apply(p, b["tokens"], method=model.log_prob))
+
+    def init_params(rng, batch):
+        return model.init(rng, jnp.asarray(batch["tokens"]))
+
+    sample_jit = jax.jit(lambda p, r, n, t: model.apply(p, r, n, data.seq_len, temperature=t, method=model.sample),
+                         static_argnums=2)
+
+    def sample(params, rng, n, temperature=1.0):
+        """``n`` sampled words (strings)."""
+        return [data.vocab.decode(t) for t in np.asarray(sample_jit(params, rng, n, temperature))]
+
+    exact, select_score, per_example = exact_likelihood_functions(lambda p, b, r: log_prob_jit(p, b),
+                                                                  config.eval.batch_size)
+
+    def evaluate(params, split, rng):
+        res = exact(params, split, rng)
+        return {"nll_per_word": res["nll"], "bits_per_char": res["bits_per_dim"],
+                "num_characters": split.num_characters}
+
+    def picture(params, rng, path, title):
+        n = config.train.num_sample_images
+        columns = {f"T = {t:g}": sample(params, jax.random.fold_in(rng, i), n, float(t))
+                   for i, t in enumerate(config.model.sample_temperatures)}
+        save_text_columns(columns, path, title=title)
+
+    return Task(model, init_params, make_nll_loss(log_prob), sample, evaluate, select_score=select_score,
+                log_prob=per_example, picture=picture)
+
+
 TASK_BUILDERS: dict[str, Callable[[ml_collections.ConfigDict, object], Task]] = {
-    "vae": vae_task, "flow": flow_task, "made": made_task, "pixelcnn": pixelcnn_task}
+    "vae": vae_task, "flow": flow_task, "made": made_task, "pixelcnn": pixelcnn_task,
+    "transformer": transformer_task}
 
 
 def build_task(config: ml_collections.ConfigDict, data: ImageDataset) -> Task:
