@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gen_jax.nn.conv import PatchConv
 from gen_jax.nn.masked import MADE
 from gen_jax.nn.mlp import MLP
 
@@ -303,7 +304,178 @@ class Flow(nn.Module):
         return self.inverse(jax.random.normal(rng, (num, *shape)))[0]
 
 
-FLOW_KINDS = ("realnvp", "glow", "maf", "spline")
+# ------------------------------------------------------------------------------ multi-scale image flows
+
+
+def squeeze2x2(x: jax.Array) -> jax.Array:
+    """``(B, H, W, C) -> (B, H/2, W/2, 4C)``: each 2x2 block becomes 4 channels (RealNVP's squeeze)."""
+    b, h, w, c = x.shape
+    return x.reshape(b, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, h // 2, w // 2, 4 * c)
+
+
+def unsqueeze2x2(x: jax.Array) -> jax.Array:
+    b, h, w, c = x.shape
+    return x.reshape(b, h, w, 2, 2, c // 4).transpose(0, 1, 3, 2, 4, 5).reshape(b, 2 * h, 2 * w, c // 4)
+
+
+class Squeeze(Bijector):
+    """Space to depth, 2x2 (a permutation: log-det 0)."""
+
+    def __call__(self, x, inverse: bool = False):
+        return (unsqueeze2x2(x) if inverse else squeeze2x2(x)), jnp.zeros(x.shape[0])
+
+
+class ConvAffineCoupling(Bijector):
+    """RealNVP's affine coupling on images ``(B, H, W, C)`` with a convolutional conditioner (3x3, 1x1, 3x3
+    convolutions of ``hidden`` maps, the last zero-initialised so the layer starts as the identity).
+
+    ``mask="checkerboard"``: pixels with ``(i + j + parity)`` even pass through; ``"channel"``: the first
+    (``parity=0``) or second half of the channels pass through. ``s = max_log_scale * tanh(raw / max)``."""
+
+    mask: str
+    parity: int = 0
+    hidden: int = 64
+    max_log_scale: float = 3.0
+
+    def _mask(self, shape):
+        _, h, w, c = shape
+        if self.mask == "checkerboard":
+            return jnp.asarray(checkerboard_mask(h, w, self.parity).reshape(1, h, w, 1))
+        if self.mask == "channel":
+            if c < 2:
+                raise ValueError("a channel coupling needs at least 2 channels (squeeze first)")
+            half = (np.arange(c) < c // 2) if self.parity == 0 else (np.arange(c) >= c // 2)
+            return jnp.asarray(half.astype(np.float32).reshape(1, 1, 1, c))
+        raise ValueError(f"unknown coupling mask {self.mask!r}; use 'checkerboard' or 'channel'")
+
+    @nn.compact
+    def __call__(self, x, inverse: bool = False):
+        c = x.shape[-1]
+        m = self._mask(x.shape).astype(x.dtype)
+        net_in = x * m
+        if self.mask == "checkerboard":  # the conditioner also sees which pixels are the given ones
+            net_in = jnp.concatenate([net_in, jnp.broadcast_to(m, x.shape[:3] + (1,))], axis=-1)
+        h = nn.relu(PatchConv(self.hidden, (3, 3), name="conv_in")(net_in))
+        h = nn.relu(PatchConv(self.hidden, (1, 1), name="conv_mid")(h))
+        out = PatchConv(2 * c, (3, 3), kernel_init=nn.initializers.zeros, name="conv_out")(h)
+        shift, raw = out[..., :c] * (1 - m), out[..., c:]
+        log_scale = self.max_log_scale * jnp.tanh(raw / self.max_log_scale) * (1 - m)
+        if inverse:
+            return (x - shift) * jnp.exp(-log_scale), -_sum_except_batch(log_scale)
+        return x * jnp.exp(log_scale) + shift, _sum_except_batch(log_scale)
+
+
+def multiscale_plan(kind: str, image_shape: tuple[int, int, int], num_scales: int, steps: int, hidden: int):
+    """The layer sequence of a multi-scale flow: a tuple of bijectors and ``"split"`` markers (after a split
+    half of the channels leave the flow as latent variables with a standard-normal prior, Dinh et al. 2017).
+
+    ``realnvp`` per scale: ``steps`` checkerboard couplings, squeeze, ``steps`` channel couplings, split; the
+    last scale: ``steps + 1`` checkerboard couplings. ``glow`` per scale: squeeze, ``steps`` x (actnorm,
+    invertible 1x1 convolution, channel coupling), split, and no split after the last scale."""
+    h, w, c = image_shape
+    plan = []
+    for s in range(num_scales):
+        last = s == num_scales - 1
+        if kind == "realnvp":
+            plan += [ConvAffineCoupling("checkerboard", i % 2, hidden) for i in range(steps + (1 if last else 0))]
+            if last:
+                break
+        if h % 2 or w % 2:
+            raise ValueError(f"a {h}x{w} map cannot be squeezed: use fewer scales (model.num_scales)")
+        h, w, c = h // 2, w // 2, 4 * c
+        plan.append(Squeeze())
+        for i in range(steps):
+            if kind == "glow":
+                plan += [ActNorm(), InvertibleLinearLU(c, seed=100 * s + i)]
+            plan.append(ConvAffineCoupling("channel", i % 2, hidden))
+        if not last or kind == "realnvp":
+            plan.append("split")
+            c -= c // 2
+    return tuple(plan)
+
+
+class MultiScaleFlow(nn.Module):
+    """A multi-scale convolutional flow over flattened images: ``forward`` takes ``(B, H*W*C)`` vectors and
+    returns ``(B, H*W*C)`` latents (the variables factored out at each split, then the rest), so it is a
+    drop-in for :class:`Flow` in the image-flow task. ``data_shift``/``data_scale``: one scalar each, a fixed
+    standardisation whose log-determinant is included."""
+
+    kind: str
+    image_shape: tuple[int, int, int]
+    num_scales: int = 2
+    steps: int = 3
+    hidden: int = 64
+    data_shift: float = 0.0
+    data_scale: float = 1.0
+
+    def setup(self):
+        self.plan = multiscale_plan(self.kind, tuple(self.image_shape), self.num_scales, self.steps, self.hidden)
+        self.layers = [op for op in self.plan if not isinstance(op, str)]
+
+    def _standardise(self, x, inverse: bool):
+        ld = -math.log(self.data_scale) * (x.size // x.shape[0])
+        if inverse:
+            return x * self.data_scale + self.data_shift, jnp.full((x.shape[0],), -ld)
+        return (x - self.data_shift) / self.data_scale, jnp.full((x.shape[0],), ld)
+
+    def forward(self, x):
+        x, total = self._standardise(x, inverse=False)
+        x = x.reshape(x.shape[0], *self.image_shape)
+        latents, layer = [], 0
+        for op in self.plan:
+            if isinstance(op, str):  # split: the second half of the channels leaves as latents
+                keep = x.shape[-1] - x.shape[-1] // 2
+                latents.append(x[..., keep:].reshape(x.shape[0], -1))
+                x = x[..., :keep]
+                continue
+            x, ld = self.layers[layer].forward(x)
+            total, layer = total + ld, layer + 1
+        return jnp.concatenate(latents + [x.reshape(x.shape[0], -1)], axis=-1), total
+
+    def _shapes(self):
+        """The map shape before each split and at the end, from the plan (static)."""
+        h, w, c = self.image_shape
+        before_split = []
+        for op in self.plan:
+            if isinstance(op, Squeeze):
+                h, w, c = h // 2, w // 2, 4 * c
+            elif isinstance(op, str):
+                before_split.append((h, w, c))
+                c -= c // 2
+        return before_split, (h, w, c)
+
+    def inverse(self, z):
+        before_split, final = self._shapes()
+        sizes = [h * w * (c // 2) for h, w, c in before_split]
+        offsets = np.cumsum([0] + sizes)
+        x = z[:, offsets[-1]:].reshape(z.shape[0], *final)
+        total, layer, split = jnp.zeros(z.shape[0]), len(self.layers), len(before_split)
+        for op in reversed(self.plan):
+            if isinstance(op, str):
+                split -= 1
+                h, w, c = before_split[split]
+                out = z[:, offsets[split]:offsets[split + 1]].reshape(z.shape[0], h, w, c // 2)
+                x = jnp.concatenate([x, out], axis=-1)
+                continue
+            layer -= 1
+            x, ld = self.layers[layer].inverse(x)
+            total = total + ld
+        x, ld = self._standardise(x.reshape(z.shape[0], -1), inverse=True)
+        return x, total + ld
+
+    def log_prob(self, x):
+        z, ld = self.forward(x)
+        return -0.5 * jnp.sum(z**2, -1) - 0.5 * math.log(2 * math.pi) * z.shape[-1] + ld
+
+    def __call__(self, x):
+        return self.log_prob(x)
+
+    def sample(self, rng, num: int, shape: tuple[int, ...]):
+        return self.inverse(jax.random.normal(rng, (num, *shape)))[0]
+
+
+FLOW_KINDS = ("realnvp", "glow", "maf", "spline")  # any vector data
+MULTISCALE_FLOW_KINDS = ("multiscale_realnvp", "multiscale_glow")  # images only
 
 
 def checkerboard_mask(height: int, width: int, parity: int) -> np.ndarray:
@@ -314,13 +486,26 @@ def checkerboard_mask(height: int, width: int, parity: int) -> np.ndarray:
 
 def build_flow(kind: str, dim: int, *, num_layers: int = 8, hidden: Sequence[int] = (64, 64),
                num_bins: int = 8, bound: float = 4.0, data_shift=None, data_scale=None,
-               image_hw: tuple[int, int] | None = None) -> Flow:
+               image_hw: tuple[int, int] | None = None, num_scales: int = 2):
     """A flow over ``dim``-vectors: ``realnvp`` (affine couplings, alternating masks), ``glow`` (actnorm,
     LU-linear, affine coupling per step), ``maf`` (MADE-affine layers with reversed orders between them),
     ``spline`` (rational-quadratic coupling with alternating masks and LU-linear mixing).
 
     ``image_hw``: the vectors are flattened single-channel images; coupling masks are then RealNVP's
-    checkerboards instead of alternating features (and the conditioners are MLPs over the whole image)."""
+    checkerboards instead of alternating features (and the conditioners are MLPs over the whole image).
+    ``multiscale_realnvp`` / ``multiscale_glow`` (images only): :class:`MultiScaleFlow` with convolutional
+    couplings, squeezes and splits over ``num_scales`` scales, ``num_layers`` couplings per stage,
+    ``hidden[0]`` maps in each conditioner, and one scalar shift/scale (the means of ``data_shift``/``scale``).
+    """
+    if kind in MULTISCALE_FLOW_KINDS:
+        if image_hw is None:
+            raise ValueError(f"flow {kind!r} needs images (image_hw); use realnvp/glow/maf/spline for vectors")
+        if dim != image_hw[0] * image_hw[1]:
+            raise ValueError(f"dim={dim} is not a single-channel {image_hw[0]}x{image_hw[1]} image")
+        shift = 0.0 if data_shift is None else float(np.mean(data_shift))
+        scale = 1.0 if data_scale is None else float(np.mean(data_scale))
+        return MultiScaleFlow(kind[len("multiscale_"):], (*image_hw, 1), num_scales=num_scales,
+                              steps=num_layers, hidden=int(hidden[0]), data_shift=shift, data_scale=scale)
     layers = []
     for i in range(num_layers):
         if image_hw is not None:
@@ -336,7 +521,7 @@ def build_flow(kind: str, dim: int, *, num_layers: int = 8, hidden: Sequence[int
         elif kind == "spline":
             layers += [InvertibleLinearLU(dim, seed=i), SplineCoupling(mask, hidden, num_bins, bound)]
         else:
-            raise ValueError(f"unknown flow kind {kind!r}; known: {list(FLOW_KINDS)}")
+            raise ValueError(f"unknown flow kind {kind!r}; known: {list(FLOW_KINDS + MULTISCALE_FLOW_KINDS)}")
     shift = None if data_shift is None else tuple(float(v) for v in data_shift)
     scale = None if data_scale is None else tuple(float(v) for v in data_scale)
     return Flow(tuple(layers), data_shift=shift, data_scale=scale)

@@ -30,11 +30,13 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.conv_channels = (32, 64)
     c.model.likelihood = "discretized_logistic"  # bernoulli | gaussian | discretized_logistic
     c.model.conditional = False
-    # family "flow": realnvp | glow | maf | spline (gen_jax.models.flows.build_flow); hidden is per conditioner
+    # family "flow": realnvp | glow | maf | spline | multiscale_realnvp | multiscale_glow
+    # (gen_jax.models.flows.build_flow); hidden is per conditioner
     c.model.flow = "spline"
     c.model.num_layers = 8
     c.model.num_bins = 8
     c.model.spline_bound = 4.0
+    c.model.num_scales = 2  # flows multiscale_realnvp / multiscale_glow (images): squeeze-and-split scales
     c.model.pixelcnn_channels = 64  # family "pixelcnn" (model.num_layers gated layers)
     c.model.pixelcnn_output = "categorical"  # categorical | logistic_mixture (more than 2 levels)
     c.model.made_direct_connections = True  # family "made": masked input -> output weights too

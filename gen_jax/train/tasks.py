@@ -260,7 +260,7 @@ def image_flow_task(config: ml_collections.ConfigDict, data: ImageDataset) -> Ta
                        # pixels (training variance = dequantization noise only) and any test image inked
                        # there would get an absurd NLL.
                        data_shift=np.full(d, y_train.mean()), data_scale=np.full(d, y_train.std()),
-                       image_hw=(h, w))
+                       image_hw=(h, w), num_scales=config.model.num_scales)
 
     def dequantized(batch, rng):
         levels = batch["image"].reshape(batch["image"].shape[0], d)
