@@ -16,7 +16,7 @@ def get_config(variant: str = ""):
     c.optim.schedule = "cosine"
     c.optim.warmup_steps = 500
     c.optim.grad_clip_norm = 1.0
-    c.train.steps = 20_000
+    c.train.steps = 6000
     c.train.batch_size = 128
     c.train.log_every = 500
     c.train.checkpoint_every = 2000
@@ -24,7 +24,7 @@ def get_config(variant: str = ""):
     c.train.num_sample_images = 24
     c.train.progress_bar = False
     c.eval.batch_size = 1000
-    c.eval.select_every = 2000
+    c.eval.select_every = 1000
     c.eval.select_split = "valid"
     c.eval.select_patience = 4
     if variant == "smoke":

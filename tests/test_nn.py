@@ -34,8 +34,8 @@ def test_subpixel_conv_transpose_equals_flax_conv_transpose(h, w, k, s, padding)
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("kernel,padding", [((3, 3), "SAME"), ((2, 3), "VALID"), ((1, 2), ((0, 0), (1, 0))),
-                                            ((1, 1), "SAME"), ((4, 4), "SAME"), ((7, 7), ((3, 0), (3, 3)))])
+@pytest.mark.parametrize("kernel,padding", [((2, 3), "VALID"), ((1, 2), ((0, 0), (1, 0))), ((1, 1), "SAME"),
+                                            ((4, 4), "SAME")])
 def test_patch_conv_equals_flax_conv(kernel, padding):
     x = jax.random.normal(jax.random.key(0), (2, 6, 7, 3))
     ref = nn.Conv(5, kernel, padding=padding)
