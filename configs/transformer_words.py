@@ -14,7 +14,6 @@ def get_config(variant: str = ""):
     c.model.num_heads = 4
     c.optim.learning_rate = 1e-3
     c.optim.schedule = "cosine"
-    c.optim.warmup_steps = 500
     c.optim.grad_clip_norm = 1.0
     c.train.steps = 6000
     c.train.batch_size = 128
@@ -31,7 +30,6 @@ def get_config(variant: str = ""):
         c.model.num_layers = 1
         c.model.transformer_dim = 16
         c.model.num_heads = 2
-        c.optim.warmup_steps = 0
         smoke_train_settings(c, steps=6, batch_size=16)
         c.train.num_sample_images = 4
         c.eval.select_every = 3

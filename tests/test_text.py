@@ -17,7 +17,7 @@ from gen_jax.train.tasks import build_task
 
 
 def _noisy(model, x, scale=0.3):
-    params = model.init(jax.random.key(0), x)
+    params = jax.jit(model.init)(jax.random.key(0), x)
     leaves, tree = jax.tree.flatten(params)
     return jax.tree.unflatten(tree, [l + scale * jax.random.normal(jax.random.key(i), l.shape)
                                      for i, l in enumerate(leaves)])
@@ -62,7 +62,7 @@ def test_transformer_is_normalised_over_every_sequence():
     seqs = np.array([[1, *rest] for rest in itertools.product(range(4), repeat=3)])
     params = _noisy(model, jnp.asarray(seqs[:2]))
     # log_prob ignores padding targets, so score the full distribution from the token log-probabilities.
-    logits = model.apply(params, jnp.asarray(seqs[:, :-1]), method=model.logits)
+    logits = jax.jit(lambda v: model.apply(params, v, method=model.logits))(jnp.asarray(seqs[:, :-1]))
     lp = jnp.take_along_axis(jax.nn.log_softmax(logits, -1), jnp.asarray(seqs[:, 1:, None]), -1)[..., 0].sum(-1)
     assert float(jnp.exp(lp).sum()) == pytest.approx(1.0, abs=1e-5)
 
@@ -71,10 +71,11 @@ def test_transformer_logits_ignore_later_tokens():
     model = CausalTransformer(vocab_size=7, max_len=8, dim=16, num_heads=4, num_layers=2)
     x = jax.random.randint(jax.random.key(1), (3, 8), 1, 7)
     params = _noisy(model, x)
-    base = model.apply(params, x, method=model.logits)
+    logits = jax.jit(lambda v: model.apply(params, v, method=model.logits))
+    base = logits(x)
     for t in range(8):
         changed = x.at[:, t:].set((x[:, t:] % 6) + 1)
-        out = model.apply(params, changed, method=model.logits)
+        out = logits(changed)
         np.testing.assert_array_equal(np.asarray(out[:, :t]), np.asarray(base[:, :t]))
         assert not np.allclose(out[:, t], base[:, t])
 

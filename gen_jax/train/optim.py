@@ -6,7 +6,11 @@ import optax
 
 
 def make_schedule(cfg, total_steps: int) -> optax.Schedule:
-    """``constant``, ``cosine`` (to 0 over ``total_steps``) or ``warmup_cosine``, with ``cfg.warmup_steps``."""
+    """``constant``, ``cosine`` (to 0 over ``total_steps``) or ``warmup_cosine``, with ``cfg.warmup_steps``
+    (any other schedule with ``warmup_steps > 0`` is an error: the warm-up would be silently ignored)."""
+    if cfg.warmup_steps and cfg.schedule != "warmup_cosine":
+        raise ValueError(f"optim.warmup_steps={cfg.warmup_steps} needs optim.schedule='warmup_cosine' "
+                         f"(got {cfg.schedule!r}, which has no warm-up)")
     if cfg.schedule == "constant":
         return optax.constant_schedule(cfg.learning_rate)
     if cfg.schedule == "cosine":
