@@ -204,7 +204,8 @@ def flow_task(config: ml_collections.ConfigDict, data) -> Task:
 
     def init_params(rng, batch):
         del batch  # ActNorm initialises from data: a real batch of the training set, not the loop's 2 examples
-        return model.init(rng, jnp.asarray(data.x[:1024], jnp.float32))
+        # Jitted: an eager flow init compiles op by op (spline flow: 4.1 s eager, 0.7 s jitted).
+        return jax.jit(model.init)(rng, jnp.asarray(data.x[:1024], jnp.float32))
 
     def sample(params, rng, n):
         return model.apply(params, rng, n, (dim,), method=model.sample)
@@ -274,7 +275,7 @@ def image_flow_task(config: ml_collections.ConfigDict, data: ImageDataset) -> Ta
 
     def init_params(rng, batch):
         del batch  # ActNorm initialises from data: a real batch of the training set, not the loop's 2 examples
-        return model.init(rng, dequantized({"image": jnp.asarray(data.image[:1024])}, jax.random.key(0)))
+        return jax.jit(model.init)(rng, dequantized({"image": jnp.asarray(data.image[:1024])}, jax.random.key(0)))
 
     def sample(params, rng, n):
         y = model.apply(params, rng, n, (d,), method=model.sample)
