@@ -248,11 +248,11 @@ def test_iwae_objective_and_selection_errors(tmp_path):
         gt.restore_run(tmp_path / "c", checkpoint="best")
 
 
-def test_a_warm_up_without_a_warm_up_schedule_is_an_error():
-    c = gt.default_config()
-    c.optim.warmup_steps = 100  # with the default cosine schedule it would be silently ignored
+def test_a_warm_up_without_a_warm_up_schedule_is_an_error(tmp_path):
+    c = smoke(optim__warmup_steps=100)  # with the default cosine schedule it would be silently ignored
     with pytest.raises(ValueError, match="needs optim.schedule='warmup_cosine'"):
-        gt.make_optimizer(c.optim, 1000)
+        gt.run(c, tmp_path)
+    assert not (tmp_path / "checkpoints").exists()  # refused before anything was written
     c.optim.schedule = "warmup_cosine"
     schedule = gt.make_schedule(c.optim, 1000)
     assert float(schedule(0)) == 0.0 and float(schedule(100)) == pytest.approx(c.optim.learning_rate)

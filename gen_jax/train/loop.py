@@ -26,7 +26,7 @@ from gen_jax.data.iterator import BatchIterator
 from gen_jax.train.checkpoint import CheckpointStore
 from gen_jax.train.config import validate_config
 from gen_jax.train.metrics import MetricWriter, check_finite
-from gen_jax.train.optim import make_optimizer
+from gen_jax.train.optim import check_optim_config, make_optimizer
 from gen_jax.train.parallel import (AXIS_NAME, check_divisible, compile_step, replicate,
                                     resolve_num_devices, unreplicate)
 from gen_jax.train.state import TrainState, create_train_state
@@ -118,6 +118,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
       stop request or SIGTERM, ``interrupted_at_step`` instead of evaluation metrics.
     """
     validate_config(config)
+    check_optim_config(config.optim)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     train_data = load_data(config, "train")

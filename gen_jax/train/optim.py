@@ -7,10 +7,7 @@ import optax
 
 def make_schedule(cfg, total_steps: int) -> optax.Schedule:
     """``constant``, ``cosine`` (to 0 over ``total_steps``) or ``warmup_cosine``, with ``cfg.warmup_steps``
-    (any other schedule with ``warmup_steps > 0`` is an error: the warm-up would be silently ignored)."""
-    if cfg.warmup_steps and cfg.schedule != "warmup_cosine":
-        raise ValueError(f"optim.warmup_steps={cfg.warmup_steps} needs optim.schedule='warmup_cosine' "
-                         f"(got {cfg.schedule!r}, which has no warm-up)")
+    (only ``warmup_cosine`` reads it; :func:`check_optim_config` rejects a warm-up it would ignore)."""
     if cfg.schedule == "constant":
         return optax.constant_schedule(cfg.learning_rate)
     if cfg.schedule == "cosine":
@@ -19,6 +16,14 @@ def make_schedule(cfg, total_steps: int) -> optax.Schedule:
         return optax.warmup_cosine_decay_schedule(0.0, cfg.learning_rate, cfg.warmup_steps,
                                                   max(total_steps, cfg.warmup_steps + 1))
     raise ValueError(f"unknown schedule {cfg.schedule!r}; use constant, cosine or warmup_cosine")
+
+
+def check_optim_config(cfg) -> None:
+    """Raises for settings the optimizer would silently ignore. Called before training, not on restoring a
+    workdir, so runs trained before this check existed (their warm-up ignored) still restore."""
+    if cfg.warmup_steps and cfg.schedule != "warmup_cosine":
+        raise ValueError(f"optim.warmup_steps={cfg.warmup_steps} needs optim.schedule='warmup_cosine' "
+                         f"(got {cfg.schedule!r}, which has no warm-up)")
 
 
 def make_optimizer(cfg, total_steps: int) -> optax.GradientTransformation:
