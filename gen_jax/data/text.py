@@ -86,7 +86,7 @@ class TextDataset:
     @property
     def num_dims(self) -> float:
         """Predicted characters per example, on average (so NLL / num_dims / ln 2 is bits per character)."""
-        return float(np.mean(np.sum(self.tokens[:, 1:] != PAD, axis=1)))
+        return self.num_characters / len(self)
 
     @property
     def num_characters(self) -> int:

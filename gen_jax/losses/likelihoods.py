@@ -11,7 +11,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from gen_jax.nn.distributions import discretized_logistic_log_mass
+from gen_jax.nn.distributions import bernoulli_log_prob, discretized_logistic_log_mass
 
 
 def _sum_per_example(v: jax.Array, weights: jax.Array | None = None) -> jax.Array:
@@ -30,8 +30,7 @@ def bernoulli_log_likelihood(logits: jax.Array, x: jax.Array, weights: jax.Array
     Returns:
       ``(B,)`` log-likelihoods.
     """
-    x = x.astype(logits.dtype)
-    return _sum_per_example(x * jax.nn.log_sigmoid(logits) + (1 - x) * jax.nn.log_sigmoid(-logits), weights)
+    return _sum_per_example(bernoulli_log_prob(logits, x), weights)
 
 
 def gaussian_log_likelihood(x: jax.Array, mean: jax.Array, log_scale: jax.Array,

@@ -85,15 +85,14 @@ class MADEImage(nn.Module):
             return out
         return out.reshape(b, self.outputs_per_dim, d).swapaxes(1, 2)
 
+    def _pixel_outputs(self, logits: jax.Array) -> jax.Array:
+        """``logits`` as ``(B, D, n)`` per-pixel outputs for :mod:`gen_jax.nn.distributions`."""
+        return logits[..., None] if self.outputs_per_dim == 1 else logits
+
     def log_prob(self, x: jax.Array, mask_index: jax.Array | int = 0, y: jax.Array | None = None) -> jax.Array:
         """Exact ``log p_m(x)`` per example (nats) under mask ``m``."""
-        logits = self.logits(x, mask_index, y)
-        flat = x.reshape(x.shape[0], -1)
-        if self.outputs_per_dim == 1:
-            t = flat.astype(jnp.float32)
-            return jnp.sum(t * jax.nn.log_sigmoid(logits) + (1 - t) * jax.nn.log_sigmoid(-logits), -1)
-        logp = jax.nn.log_softmax(logits, -1)
-        return jnp.take_along_axis(logp, flat[..., None].astype(jnp.int32), -1)[..., 0].sum(-1)
+        out = self._pixel_outputs(self.logits(x, mask_index, y))
+        return pixel_log_probs(out, x.reshape(x.shape[0], -1), self.num_levels, "categorical").sum(-1)
 
     def ensemble_log_prob(self, x: jax.Array, y: jax.Array | None = None) -> jax.Array:
         """``log (1/M) sum_m p_m(x)``: the order-ensemble density (a mixture, so still normalised)."""
@@ -114,12 +113,8 @@ class MADEImage(nn.Module):
             x, key = carry
             key, sub = jax.random.split(key)
             pos = jnp.asarray(positions)[t]
-            logits = self.logits(x.reshape(num, *self.image_shape), mask_index, y)[:, pos] / temperature
-            if self.outputs_per_dim == 1:
-                v = jax.random.bernoulli(sub, jax.nn.sigmoid(logits)).astype(jnp.int32)
-            else:
-                v = jax.random.categorical(sub, logits).astype(jnp.int32)
-            return x.at[:, pos].set(v), key
+            out = self._pixel_outputs(self.logits(x.reshape(num, *self.image_shape), mask_index, y))[:, pos]
+            return x.at[:, pos].set(sample_pixel(sub, out, self.num_levels, "categorical", temperature)), key
 
         x0 = jnp.zeros((num, d), jnp.int32)
         x, _ = jax.lax.fori_loop(0, d, step, (x0, rng))

@@ -68,6 +68,25 @@ class Bijector(nn.Module):
         return self(z, inverse=True)
 
 
+def _masked_affine(x, m, shift_raw, scale_raw, max_log_scale: float, inverse: bool):
+    """The affine coupling transform: where ``m`` is 1, ``x`` passes through; elsewhere
+    ``x * exp(s) + t`` with ``s = max_log_scale * tanh(scale_raw / max_log_scale)``. Returns ``(y, log|det|)``."""
+    shift = shift_raw * (1 - m)
+    log_scale = max_log_scale * jnp.tanh(scale_raw / max_log_scale) * (1 - m)
+    if inverse:
+        return (x - shift) * jnp.exp(-log_scale), -_sum_except_batch(log_scale)
+    return x * jnp.exp(log_scale) + shift, _sum_except_batch(log_scale)
+
+
+def _standardise(x, shift, scale, inverse: bool):
+    """The fixed map ``(x - shift) / scale`` (or its inverse) and its log-determinant; ``shift`` and ``scale``
+    broadcast against one example (a scalar, or one value per last-axis feature)."""
+    ld = -jnp.sum(jnp.broadcast_to(jnp.log(scale), x.shape[1:]))
+    if inverse:
+        return x * scale + shift, jnp.full((x.shape[0],), -ld)
+    return (x - shift) / scale, jnp.full((x.shape[0],), ld)
+
+
 class AffineCoupling(Bijector):
     """``z = m * x + (1 - m) * (x * exp(s(m x)) + t(m x))`` with ``s = scale * tanh(raw / scale)`` bounded for
     stability (RealNVP's affine coupling)."""
@@ -80,11 +99,7 @@ class AffineCoupling(Bijector):
     def __call__(self, x, inverse: bool = False):
         m = jnp.asarray(self.mask, x.dtype)
         p = _Conditioner(len(self.mask), self.hidden, 2, name="conditioner")(x * m)  # m x is unchanged
-        shift = p[..., 0] * (1 - m)
-        log_scale = self.max_log_scale * jnp.tanh(p[..., 1] / self.max_log_scale) * (1 - m)
-        if inverse:
-            return (x - shift) * jnp.exp(-log_scale), -_sum_except_batch(log_scale)
-        return x * jnp.exp(log_scale) + shift, _sum_except_batch(log_scale)
+        return _masked_affine(x, m, p[..., 0], p[..., 1], self.max_log_scale, inverse)
 
 
 class ActNorm(Bijector):
@@ -260,7 +275,21 @@ class SplineCoupling(Bijector):
 # ------------------------------------------------------------------------------ the flow
 
 
-class Flow(nn.Module):
+class _StandardNormalBase(nn.Module):
+    """``log_prob`` and ``sample`` of a flow with a standard-normal base, from its ``forward``/``inverse``."""
+
+    def log_prob(self, x):
+        z, ld = self.forward(x)
+        return -0.5 * _sum_except_batch(z**2) - 0.5 * math.log(2 * math.pi) * (z.size // z.shape[0]) + ld
+
+    def __call__(self, x):
+        return self.log_prob(x)
+
+    def sample(self, rng, num: int, shape: tuple[int, ...]):
+        return self.inverse(jax.random.normal(rng, (num, *shape)))[0]
+
+
+class Flow(_StandardNormalBase):
     """A stack of layers over a standard-normal base; ``data_shift``/``data_scale`` first standardise the data
     (a fixed affine map whose log-determinant is included), so the same layers fit any 2-D toy's scale."""
 
@@ -271,11 +300,7 @@ class Flow(nn.Module):
     def _standardise(self, x, inverse: bool):
         if self.data_shift is None:
             return x, jnp.zeros(x.shape[0])
-        shift, scale = jnp.asarray(self.data_shift), jnp.asarray(self.data_scale)
-        ld = -jnp.sum(jnp.log(scale)) * _positions(x)
-        if inverse:
-            return x * scale + shift, jnp.full((x.shape[0],), -ld)
-        return (x - shift) / scale, jnp.full((x.shape[0],), ld)
+        return _standardise(x, jnp.asarray(self.data_shift), jnp.asarray(self.data_scale), inverse)
 
     def forward(self, x):
         x, total = self._standardise(x, inverse=False)
@@ -291,17 +316,6 @@ class Flow(nn.Module):
             total = total + ld
         z, ld = self._standardise(z, inverse=True)
         return z, total + ld
-
-    def log_prob(self, x):
-        z, ld = self.forward(x)
-        base = -0.5 * _sum_except_batch(z**2) - 0.5 * math.log(2 * math.pi) * (z.size // z.shape[0])
-        return base + ld
-
-    def __call__(self, x):
-        return self.log_prob(x)
-
-    def sample(self, rng, num: int, shape: tuple[int, ...]):
-        return self.inverse(jax.random.normal(rng, (num, *shape)))[0]
 
 
 # ------------------------------------------------------------------------------ multi-scale image flows
@@ -358,11 +372,7 @@ class ConvAffineCoupling(Bijector):
         h = nn.relu(PatchConv(self.hidden, (3, 3), name="conv_in")(net_in))
         h = nn.relu(PatchConv(self.hidden, (1, 1), name="conv_mid")(h))
         out = PatchConv(2 * c, (3, 3), kernel_init=nn.initializers.zeros, name="conv_out")(h)
-        shift, raw = out[..., :c] * (1 - m), out[..., c:]
-        log_scale = self.max_log_scale * jnp.tanh(raw / self.max_log_scale) * (1 - m)
-        if inverse:
-            return (x - shift) * jnp.exp(-log_scale), -_sum_except_batch(log_scale)
-        return x * jnp.exp(log_scale) + shift, _sum_except_batch(log_scale)
+        return _masked_affine(x, m, out[..., :c], out[..., c:], self.max_log_scale, inverse)
 
 
 def multiscale_plan(kind: str, image_shape: tuple[int, int, int], num_scales: int, steps: int, hidden: int):
@@ -394,7 +404,7 @@ def multiscale_plan(kind: str, image_shape: tuple[int, int, int], num_scales: in
     return tuple(plan)
 
 
-class MultiScaleFlow(nn.Module):
+class MultiScaleFlow(_StandardNormalBase):
     """A multi-scale convolutional flow over flattened images: ``forward`` takes ``(B, H*W*C)`` vectors and
     returns ``(B, H*W*C)`` latents (the variables factored out at each split, then the rest), so it is a
     drop-in for :class:`Flow` in the image-flow task. ``data_shift``/``data_scale``: one scalar each, a fixed
@@ -412,14 +422,8 @@ class MultiScaleFlow(nn.Module):
         self.plan = multiscale_plan(self.kind, tuple(self.image_shape), self.num_scales, self.steps, self.hidden)
         self.layers = [op for op in self.plan if not isinstance(op, str)]
 
-    def _standardise(self, x, inverse: bool):
-        ld = -math.log(self.data_scale) * (x.size // x.shape[0])
-        if inverse:
-            return x * self.data_scale + self.data_shift, jnp.full((x.shape[0],), -ld)
-        return (x - self.data_shift) / self.data_scale, jnp.full((x.shape[0],), ld)
-
     def forward(self, x):
-        x, total = self._standardise(x, inverse=False)
+        x, total = _standardise(x, self.data_shift, self.data_scale, inverse=False)
         x = x.reshape(x.shape[0], *self.image_shape)
         latents, layer = [], 0
         for op in self.plan:
@@ -460,18 +464,8 @@ class MultiScaleFlow(nn.Module):
             layer -= 1
             x, ld = self.layers[layer].inverse(x)
             total = total + ld
-        x, ld = self._standardise(x.reshape(z.shape[0], -1), inverse=True)
+        x, ld = _standardise(x.reshape(z.shape[0], -1), self.data_shift, self.data_scale, inverse=True)
         return x, total + ld
-
-    def log_prob(self, x):
-        z, ld = self.forward(x)
-        return -0.5 * jnp.sum(z**2, -1) - 0.5 * math.log(2 * math.pi) * z.shape[-1] + ld
-
-    def __call__(self, x):
-        return self.log_prob(x)
-
-    def sample(self, rng, num: int, shape: tuple[int, ...]):
-        return self.inverse(jax.random.normal(rng, (num, *shape)))[0]
 
 
 FLOW_KINDS = ("realnvp", "glow", "maf", "spline")  # any vector data

@@ -10,6 +10,12 @@ import jax
 import jax.numpy as jnp
 
 
+def bernoulli_log_prob(logits: jax.Array, x: jax.Array) -> jax.Array:
+    """``x log sigmoid(l) + (1 - x) log sigmoid(-l)`` for targets ``x`` in {0, 1}, elementwise."""
+    t = x.astype(logits.dtype)
+    return t * jax.nn.log_sigmoid(logits) + (1 - t) * jax.nn.log_sigmoid(-logits)
+
+
 def discretized_logistic_log_mass(levels: jax.Array, mean: jax.Array, log_scale: jax.Array, *,
                                   num_levels: int) -> jax.Array:
     """Log probability mass of integer ``levels`` under a logistic(``mean``, ``exp(log_scale)``) discretized
@@ -47,9 +53,7 @@ def pixel_log_probs(out, levels, num_levels, output):
     """Per-pixel ``log p(level | out)`` for 2 levels (Bernoulli logit), ``"categorical"`` logits or a
     ``"logistic_mixture"``; ``out`` ``(..., n)``, ``levels`` ``(...)``."""
     if num_levels == 2:
-        t = levels.astype(jnp.float32)
-        logit = out[..., 0]
-        return t * jax.nn.log_sigmoid(logit) + (1 - t) * jax.nn.log_sigmoid(-logit)
+        return bernoulli_log_prob(out[..., 0], levels)
     if output == "categorical":
         return jnp.take_along_axis(jax.nn.log_softmax(out, -1), levels[..., None].astype(jnp.int32), -1)[..., 0]
     return logistic_mixture_log_probs(out, levels, num_levels)
