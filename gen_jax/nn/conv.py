@@ -10,10 +10,10 @@ sub-kernel gathered from the same ``(kh, kw, in, out)`` kernel. Same parameters,
 (``tests/test_nn.py`` checks all three against ``nn.ConvTranspose``).
 
 The same holds, less dramatically, for ordinary stride-1 convolutions with many channels: in the gated PixelCNN
-(64 maps, 28x28, batch 64) the weight gradient of a 1x1 ``nn.Conv`` takes ~89 ms against ~5 ms for its forward
-pass. :class:`PatchConv` computes the convolution as one matrix product of the stacked shifted inputs
+(64 maps, 28x28, batch 64) the weight gradient of a 1x1 ``nn.Conv`` took ~89 ms against ~5 ms for its forward
+pass in a one-off profile. :class:`PatchConv` computes the convolution as one matrix product of the stacked shifted inputs
 ("im2col") with the reshaped kernel, whose gradients are matrix products too; the whole PixelCNN training step
-goes from 2.48 s to 1.42 s (``experiments/benchmark_patch_conv.py``).
+goes from 2.39 s to 1.43 s (``experiments/benchmark_patch_conv.py``, BENCHMARKS.md).
 """
 
 from __future__ import annotations
