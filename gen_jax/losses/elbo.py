@@ -46,9 +46,12 @@ def make_vae_loss(model: nn.Module, *, likelihood: str, num_levels: int, beta: f
 
     def loss_fn(params, batch, rng):
         x, y = _model_inputs(batch, num_levels, bool(model.num_classes))
-        out, mean, log_var, _ = model.apply(params, x, rng, y)
+        out, mean, log_var, z = model.apply(params, x, rng, y)
         ll = observation_log_likelihood(likelihood, out, batch["image"], num_levels=num_levels)
-        kl = gaussian_kl(mean, log_var)
+        if getattr(model, "prior", "normal") == "normal":
+            kl = gaussian_kl(mean, log_var)
+        else:  # no closed form: the one-sample estimate log q(z|x) - log p(z) at the z decoded above
+            kl = log_normal_diag(z, mean, log_var) - model.apply(params, z, method=model.log_prior)
         loss = -elbo(ll, kl, beta=beta).mean()
         return loss, {"loss": loss, "nelbo": -(ll - kl).mean(), "recon": -ll.mean(), "kl": kl.mean()}
 
@@ -79,7 +82,7 @@ def make_importance_weighted_bound(model: nn.Module, *, likelihood: str, num_lev
             out = model.apply(params, zf, yf, method=model.decode)
             levels = jnp.broadcast_to(batch["image"], (chunk, *batch["image"].shape)).reshape(chunk * b, *x.shape[1:])
             ll = observation_log_likelihood(likelihood, out, levels, num_levels=num_levels).reshape(chunk, b)
-            log_w = ll + log_normal_diag(z, 0.0, jnp.zeros_like(z)) - log_normal_diag(z, mean, log_var)
+            log_w = ll + model.apply(params, z, method=model.log_prior) - log_normal_diag(z, mean, log_var)
             return jnp.logaddexp(running, jax.nn.logsumexp(log_w, axis=0)), None
 
         keys = jax.random.split(rng, num_samples // chunk)

@@ -30,6 +30,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.conv_channels = (32, 64)
     c.model.likelihood = "discretized_logistic"  # bernoulli | gaussian | discretized_logistic
     c.model.conditional = False
+    c.model.prior = "normal"  # family "vae": normal | vampprior (Tomczak & Welling 2018)
+    c.model.num_pseudo_inputs = 500  # ... the VampPrior's learned pseudo-inputs
     # family "flow": realnvp | glow | maf | spline | multiscale_realnvp | multiscale_glow
     # (gen_jax.models.flows.build_flow); hidden is per conditioner
     c.model.flow = "spline"

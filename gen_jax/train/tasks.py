@@ -61,7 +61,8 @@ def build_vae(config: ml_collections.ConfigDict, data: ImageDataset) -> VAE:
                decoder_params_per_dim=params_per_dim(config.model.likelihood),
                architecture=config.model.architecture, hidden=tuple(config.model.hidden),
                conv_channels=tuple(config.model.conv_channels),
-               num_classes=data.num_classes if config.model.conditional else 0)
+               num_classes=data.num_classes if config.model.conditional else 0,
+               prior=config.model.prior, num_pseudo_inputs=config.model.num_pseudo_inputs)
 
 
 def vae_task(config: ml_collections.ConfigDict, data: ImageDataset) -> Task:
@@ -85,7 +86,7 @@ def vae_task(config: ml_collections.ConfigDict, data: ImageDataset) -> Task:
 
     def sample(params, rng, n):
         z_rng, _ = jax.random.split(rng)
-        z = jax.random.normal(z_rng, (n, model.latent_dim))
+        z = model.apply(params, z_rng, n, method=model.sample_prior)
         y = jnp.arange(n) % model.num_classes if model.num_classes else None  # one column per class
         return observation_mean(likelihood, model.apply(params, z, y, method=model.decode), num_levels=levels)
 
@@ -131,7 +132,8 @@ def impute_by_importance_sampling(model: VAE, likelihood: str, num_levels: int, 
     """Missing-data imputation with a VAE by self-normalised importance sampling (Mattei & Frellsen 2019,
     "MIWAE"): ``E[x_mis | x_obs] ~= sum_i w_i E[x_mis | z_i]`` with ``w_i ∝ p(x_obs | z_i) p(z_i) / r(z_i)``.
 
-    The proposal ``r`` is the defensive mixture ``(q(z | x_obs, missing = 0) + N(0, I)) / 2``: the encoder alone
+    The proposal ``r`` is the defensive mixture ``(q(z | x_obs, missing = 0) + N(0, I)) / 2`` (whatever the
+    model's prior ``p``): the encoder alone
     has never seen a hole and can miss the posterior; the prior half keeps the weights bounded. Consistent as
     ``num_samples`` grows, unlike pseudo-Gibbs, which locks onto whatever the encoder makes of the hole.
     Returns the weighted decoder mean (the MSE-optimal fill) on the missing pixels and ``x`` elsewhere.
@@ -146,8 +148,9 @@ def impute_by_importance_sampling(model: VAE, likelihood: str, num_levels: int, 
         eps = jax.random.normal(k_eps, (chunk, b, d))
         from_q = jax.random.bernoulli(k_pick, 0.5, (chunk, b, 1))
         z = jnp.where(from_q, mean + jnp.exp(0.5 * log_var) * eps, eps)
-        log_prior = log_normal_diag(z, 0.0, jnp.zeros_like(z))
-        log_r = jnp.logaddexp(log_normal_diag(z, mean, log_var), log_prior) - math.log(2.0)
+        log_r = jnp.logaddexp(log_normal_diag(z, mean, log_var), log_normal_diag(z, 0.0, jnp.zeros_like(z))
+                              ) - math.log(2.0)
+        log_prior = model.apply(params, z, method=model.log_prior)
         out = model.apply(params, z.reshape(chunk * b, d), method=model.decode)
         rep = lambda a: jnp.broadcast_to(a, (chunk, *a.shape)).reshape(chunk * b, *a.shape[1:])
         ll = observation_log_likelihood(likelihood, out, rep(levels), num_levels=num_levels,
