@@ -7,7 +7,7 @@ import pytest
 import scipy.stats
 
 from gen_jax.data import get_toy
-from gen_jax.models.classic import (BoxUniform, GaussianMLE, JointTable, all_binary_images,
+from gen_jax.models.classic import (BoxUniform, CharNGram, GaussianMLE, JointTable, all_binary_images,
                                     binary_image_index, joint_table_size, log_likelihood,
                                     negative_log_likelihood, tiny_binary_images)
 
@@ -96,3 +96,40 @@ def test_tiny_binary_images():
     x[0, :14, :14] = 1.0
     np.testing.assert_array_equal(tiny_binary_images(x, 2)[0], [[1, 0], [0, 0]])
     assert tiny_binary_images(np.random.default_rng(0).random((5, 28, 28)), 3).shape == (5, 3, 3)
+
+
+def _toy_corpus():
+    # Rows as TextDataset holds them: [newline=1, chars..., newline=1, pad=0...]; characters are tokens 2..4.
+    words = [[2, 3], [2, 3, 4], [3, 2], [2, 2, 3], [4], [2, 3]]
+    return np.array([[1, *w, 1] + [0] * (5 - len(w)) for w in words], np.int32)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 5])
+def test_char_ngram_is_a_distribution_for_seen_and_unseen_contexts(order):
+    model = CharNGram.fit(_toy_corpus(), order, num_tokens=5)
+    for history in [(1,), (1, 2), (1, 2, 3), (4, 4, 4), (1, 3, 3, 2), ()]:
+        p = model.distribution(history)
+        assert p.shape == (4,) and np.all(p > 0)
+        np.testing.assert_allclose(p.sum(), 1.0, rtol=1e-12)
+
+
+def test_char_ngram_counts_and_log_prob():
+    tokens = _toy_corpus()
+    # With a vanishing discount the bigram is the counting MLE: after 2, the training rows continue 3 x4, 1 x1,
+    # 2 x1 (from '2 2 3').
+    mle = CharNGram.fit(tokens, 2, num_tokens=5, discount=1e-9)
+    np.testing.assert_allclose(mle.distribution((2,)), [1 / 6, 1 / 6, 4 / 6, 0.0], atol=1e-8)
+    # The per-row log p is the sum of the logs of the predicted tokens' conditionals.
+    model = CharNGram.fit(tokens, 3, num_tokens=5)
+    row = [1, 2, 3, 4, 1]
+    want = sum(math.log(model.distribution(row[max(0, i - 2):i])[row[i] - 1]) for i in range(1, len(row)))
+    np.testing.assert_allclose(model.log_prob(tokens[1:2])[0], want, rtol=1e-12)
+    assert model.with_order(1).log_prob(tokens).sum() < model.log_prob(tokens).sum()  # context helps in-sample
+
+
+def test_char_ngram_samples_follow_its_distribution():
+    model = CharNGram.fit(_toy_corpus(), 2, num_tokens=5)
+    rows = model.sample(4000, stop_token=1, max_len=8, seed=0)
+    assert all(r[0] == 1 and (r[-1] == 1 or len(r) == 8) for r in rows)
+    first = np.bincount([r[1] for r in rows], minlength=5)[1:] / len(rows)
+    np.testing.assert_allclose(first, model.distribution((1,)), atol=0.03)

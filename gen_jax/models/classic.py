@@ -199,3 +199,85 @@ def tiny_binary_images(images: np.ndarray, size: int, *, threshold: float = 0.5)
     top, left = (h - bh * size) // 2, (w - bw * size) // 2
     x = x[:, top:top + bh * size, left:left + bw * size].reshape(n, size, bh, size, bw).mean((2, 4))
     return (x > threshold).astype(np.uint8)
+
+
+@dataclasses.dataclass(frozen=True)
+class CharNGram:
+    """Character n-gram model over token sequences (the baseline of the character-level Transformer).
+
+    ``p(c | h)`` with interpolated absolute discounting (Ney, Essen & Kneser 1994): at each context length
+    ``m = 0 .. order - 1``, ``p_m(c | h) = (max(n(h, c) - D, 0) + D * T(h) * p_{m-1}(c | h')) / n(h)`` where
+    ``n`` counts training continuations, ``T(h)`` is the number of distinct ones and ``h'`` drops the oldest
+    token; an unseen context falls back to ``p_{m-1}``, and ``p_{-1}`` is uniform. It sums to 1 over the
+    ``num_tokens - 1`` predictable tokens for every context (token 0 is padding, never predicted).
+
+    Rows of ``tokens`` follow :class:`gen_jax.data.TextDataset`: ``[newline, chars..., newline, pad...]``;
+    every token after the first up to the row's padding is predicted, from at most ``order - 1`` predecessors.
+    """
+
+    order: int
+    num_tokens: int
+    discount: float
+    counts: tuple  # counts[m]: {context tuple of length m: {token: count}}
+
+    @classmethod
+    def fit(cls, tokens: np.ndarray, order: int, num_tokens: int, *, discount: float = 0.75) -> "CharNGram":
+        if order < 1:
+            raise ValueError(f"order must be >= 1, got {order}")
+        if not 0.0 < discount <= 1.0:
+            raise ValueError(f"discount must be in (0, 1], got {discount}")
+        counts = [dict() for _ in range(order)]
+        for seq in _unpadded(tokens):
+            for i in range(1, len(seq)):
+                for m in range(min(order - 1, i) + 1):
+                    table = counts[m].setdefault(tuple(seq[i - m:i]), {})
+                    table[seq[i]] = table.get(seq[i], 0) + 1
+        return cls(order, num_tokens, discount, tuple(counts))
+
+    def with_order(self, order: int) -> "CharNGram":
+        """The same counts read as a lower-order model (fit once at the highest order, compare orders)."""
+        if not 1 <= order <= self.order:
+            raise ValueError(f"order must be in 1..{self.order}, got {order}")
+        return dataclasses.replace(self, order=order, counts=self.counts[:order])
+
+    def _prob(self, history: tuple, token: int) -> float:
+        p = 1.0 / (self.num_tokens - 1)
+        for m in range(min(self.order - 1, len(history)) + 1):
+            table = self.counts[m].get(history[len(history) - m:])
+            if table is None:
+                break  # a longer context containing an unseen one is unseen too
+            total = sum(table.values())
+            p = (max(table.get(token, 0) - self.discount, 0.0) + self.discount * len(table) * p) / total
+        return p
+
+    def distribution(self, history) -> np.ndarray:
+        """``p(. | history)`` over tokens ``1 .. num_tokens - 1`` (index ``t - 1`` holds token ``t``)."""
+        history = tuple(int(t) for t in history)
+        return np.array([self._prob(history, t) for t in range(1, self.num_tokens)])
+
+    def log_prob(self, tokens: np.ndarray) -> np.ndarray:
+        """Per-row log p (nats) of every predicted token."""
+        out = []
+        for seq in _unpadded(tokens):
+            out.append(sum(math.log(self._prob(seq[:i], seq[i])) for i in range(1, len(seq))))
+        return np.asarray(out)
+
+    def sample(self, n: int, stop_token: int, max_len: int, seed: int = 0, temperature: float = 1.0
+               ) -> list[tuple]:
+        """n sequences after ``stop_token`` (the row start), each ending at the next ``stop_token`` or at
+        ``max_len`` tokens; ``temperature`` rescales the log-probabilities."""
+        rng = np.random.default_rng(seed)
+        rows = []
+        for _ in range(n):
+            seq = (stop_token,)
+            while len(seq) < max_len:
+                p = self.distribution(seq[max(0, len(seq) - self.order + 1):]) ** (1.0 / temperature)
+                seq += (int(rng.choice(len(p), p=p / p.sum())) + 1,)
+                if seq[-1] == stop_token:
+                    break
+            rows.append(seq)
+        return rows
+
+
+def _unpadded(tokens: np.ndarray) -> list[tuple]:
+    return [tuple(int(t) for t in row[row != 0]) for row in np.asarray(tokens)]
