@@ -80,6 +80,21 @@ def test_transformer_logits_ignore_later_tokens():
         assert not np.allclose(out[:, t], base[:, t])
 
 
+def test_transformer_dropout_is_training_only():
+    x = jax.random.randint(jax.random.key(2), (4, 8), 1, 7)
+    plain = CausalTransformer(vocab_size=7, max_len=8, dim=16, num_heads=2, num_layers=2)
+    dropped = CausalTransformer(vocab_size=7, max_len=8, dim=16, num_heads=2, num_layers=2, dropout=0.3)
+    params = _noisy(plain, x)
+    evaluate = lambda m: m.apply(params, x, method=m.log_prob)
+    np.testing.assert_array_equal(np.asarray(evaluate(dropped)), np.asarray(evaluate(plain)))
+    train = lambda key: dropped.apply(params, x, False, method=dropped.log_prob, rngs={"dropout": key})
+    a, b = train(jax.random.key(0)), train(jax.random.key(1))
+    assert not np.allclose(a, b) and not np.allclose(a, evaluate(plain))
+    np.testing.assert_array_equal(np.asarray(train(jax.random.key(0))), np.asarray(a))
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\), got 1.0"):
+        CausalTransformer(vocab_size=7, max_len=8, dropout=1.0).init(jax.random.key(0), x)
+
+
 def test_transformer_samples_follow_its_distribution_and_temperature_sharpens_them():
     model = CausalTransformer(vocab_size=4, max_len=3, dim=16, num_heads=2, num_layers=1)
     seqs = np.array([[1, *rest] for rest in itertools.product(range(1, 4), repeat=3)])

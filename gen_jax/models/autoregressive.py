@@ -271,6 +271,9 @@ class CausalTransformer(nn.Module):
 
     Token 0 is padding (see :mod:`gen_jax.data.text`): it is never predicted nor counted, and since the
     attention is causal a padded tail cannot change the logits before it.
+
+    ``dropout`` > 0 drops embedding, attention-output and MLP-output activations during training
+    (``deterministic=False`` with a ``"dropout"`` rng); evaluation and sampling are deterministic.
     """
 
     vocab_size: int
@@ -279,9 +282,10 @@ class CausalTransformer(nn.Module):
     num_heads: int = 4
     num_layers: int = 4
     mlp_ratio: int = 4
+    dropout: float = 0.0
 
     @nn.compact
-    def logits(self, tokens: jax.Array) -> jax.Array:
+    def logits(self, tokens: jax.Array, deterministic: bool = True) -> jax.Array:
         """``(B, T)`` int tokens -> ``(B, T, vocab)`` logits of each next token.
 
         Activations are kept as ``(B*T, dim)`` matrices: in a one-off profile on shared cores, the weight
@@ -292,9 +296,12 @@ class CausalTransformer(nn.Module):
             raise ValueError(f"sequence length {t} is longer than max_len={self.max_len}")
         if self.dim % self.num_heads:
             raise ValueError(f"dim={self.dim} is not divisible by num_heads={self.num_heads}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         x = nn.Embed(self.vocab_size, self.dim, name="token_embedding")(tokens)
         x = x + self.param("position_embedding", nn.initializers.normal(0.02), (self.max_len, self.dim))[:t]
-        x = x.reshape(b * t, self.dim)
+        drop = nn.Dropout(self.dropout, deterministic=deterministic or self.dropout == 0.0)
+        x = drop(x.reshape(b * t, self.dim))
         heads, head_dim = self.num_heads, self.dim // self.num_heads
         causal = jnp.tril(jnp.ones((t, t), bool))
         for i in range(self.num_layers):
@@ -304,23 +311,24 @@ class CausalTransformer(nn.Module):
             scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(head_dim)
             weights = jax.nn.softmax(jnp.where(causal, scores, -1e30), axis=-1)
             att = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b * t, self.dim)
-            x = x + nn.Dense(self.dim, name=f"attn_out_{i}")(att)
+            x = x + drop(nn.Dense(self.dim, name=f"attn_out_{i}")(att))
             h = nn.LayerNorm(name=f"ln_mlp_{i}")(x)
             h = nn.Dense(self.mlp_ratio * self.dim, name=f"mlp_in_{i}")(h)
-            x = x + nn.Dense(self.dim, name=f"mlp_out_{i}")(nn.gelu(h))
+            x = x + drop(nn.Dense(self.dim, name=f"mlp_out_{i}")(nn.gelu(h)))
         out = nn.Dense(self.vocab_size, name="head")(nn.LayerNorm(name="ln_final")(x))
         return out.reshape(b, t, self.vocab_size)
 
-    def token_log_probs(self, tokens: jax.Array) -> jax.Array:
+    def token_log_probs(self, tokens: jax.Array, deterministic: bool = True) -> jax.Array:
         """``(B, T-1)`` ``log p(tokens[:, t+1] | tokens[:, :t+1])``, 0 where the target is padding."""
-        logp = jax.nn.log_softmax(self.logits(tokens[:, :-1]), -1)
+        logp = jax.nn.log_softmax(self.logits(tokens[:, :-1], deterministic), -1)
         target = tokens[:, 1:]
         lp = jnp.take_along_axis(logp, target[..., None].astype(jnp.int32), -1)[..., 0]
         return jnp.where(target > 0, lp, 0.0)
 
-    def log_prob(self, tokens: jax.Array) -> jax.Array:
-        """Exact ``log p`` of each sequence (nats), conditioned on its first token."""
-        return self.token_log_probs(tokens).sum(-1)
+    def log_prob(self, tokens: jax.Array, deterministic: bool = True) -> jax.Array:
+        """Exact ``log p`` of each sequence (nats), conditioned on its first token (with dropout applied when
+        ``deterministic`` is False: the training objective)."""
+        return self.token_log_probs(tokens, deterministic).sum(-1)
 
     def __call__(self, tokens):
         return self.log_prob(tokens)

@@ -45,6 +45,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.num_masks = 1  # family "made": connectivities for order-agnostic training (ensembled at test)
     c.model.transformer_dim = 128  # family "transformer" (model.num_layers blocks): width
     c.model.num_heads = 4  # ... and attention heads
+    c.model.dropout = 0.0  # family "transformer": dropout rate during training
     c.model.sample_temperatures = (0.5, 1.0, 1.5)  # family "transformer": the sample picture's columns
 
     c.loss = ml_collections.ConfigDict()

@@ -378,10 +378,10 @@ def transformer_task(config: ml_collections.ConfigDict, data) -> Task:
                          f"got {data.name!r}")
     model = CausalTransformer(vocab_size=data.vocab.size, max_len=data.seq_len - 1,
                               dim=config.model.transformer_dim, num_heads=config.model.num_heads,
-                              num_layers=config.model.num_layers)
+                              num_layers=config.model.num_layers, dropout=config.model.dropout)
 
-    def log_prob(params, batch, rng):
-        return model.apply(params, batch["tokens"], method=model.log_prob)
+    def log_prob(params, batch, rng):  # the training objective: dropout on when model.dropout > 0
+        return model.apply(params, batch["tokens"], False, method=model.log_prob, rngs={"dropout": rng})
 
     log_prob_jit = jax.jit(lambda p, b: model.apply(p, b["tokens"], method=model.log_prob))
 
