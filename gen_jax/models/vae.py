@@ -25,7 +25,9 @@ def log_normal_diag_mixture(z: jax.Array, means: jax.Array, log_vars: jax.Array)
     """``log (1/K) sum_k N(z; means[k], diag(exp(log_vars[k])))`` for z of shape (..., D), components (K, D).
 
     The squared distance is expanded into matrix products, so memory is O(N K) rather than O(N K D): the
-    k = 5000 evaluation scores 125,000 latents against 500 components per chunk.
+    k = 5000 evaluation scores 125,000 latents against 500 components per chunk. The expansion cancels in
+    float32 when precisions are large; on the trained ``vampprior_binarized_mnist`` model its error against a
+    float64 direct sum was at most 2.6e-5 nats (500 test posteriors, one-off check).
     """
     lead, d = z.shape[:-1], z.shape[-1]
     zf = z.reshape(-1, d)
