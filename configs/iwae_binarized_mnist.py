@@ -7,17 +7,13 @@ images every 5000 steps (IWAE bound, k = 20), keeps the best, stops after 4 scor
 evaluates the kept parameters. The benchmark run of BENCHMARKS.md.
 """
 
-import importlib.util
 from pathlib import Path
 
-_spec = importlib.util.spec_from_file_location("vae_binarized_mnist",
-                                               Path(__file__).with_name("vae_binarized_mnist.py"))
-_base = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_base)
+from gen_jax.train.config import load_config_file
 
 
 def get_config(variant: str = ""):
-    c = _base.get_config(variant)
+    c = load_config_file(Path(__file__).with_name("vae_binarized_mnist.py"), variant)
     c.loss.num_importance_samples = 5
     c.eval.select_split = "valid"
     c.eval.select_importance_samples = 20

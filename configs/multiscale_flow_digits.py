@@ -4,16 +4,13 @@
 Dhariwal 2018); 2 scales (8x8 -> 4x4 -> 2x2), 3 couplings per stage, 3x3/1x1/3x3 conditioners of 32 maps.
 Training settings are ``flow_digits``'s, but for the learning rate."""
 
-import importlib.util
 from pathlib import Path
 
-_spec = importlib.util.spec_from_file_location("flow_digits", Path(__file__).with_name("flow_digits.py"))
-_base = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_base)
+from gen_jax.train.config import load_config_file
 
 
 def get_config(variant: str = ""):
-    c = _base.get_config(variant)
+    c = load_config_file(Path(__file__).with_name("flow_digits.py"), variant)
     c.model.flow = "multiscale_realnvp"
     c.model.num_scales = 2
     c.optim.learning_rate = 1e-3

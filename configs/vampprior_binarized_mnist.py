@@ -4,17 +4,13 @@ prior is the mixture of the encoder's posteriors at 500 learned pseudo-images in
 The benchmark run of BENCHMARKS.md.
 """
 
-import importlib.util
 from pathlib import Path
 
-_spec = importlib.util.spec_from_file_location("iwae_binarized_mnist",
-                                               Path(__file__).with_name("iwae_binarized_mnist.py"))
-_base = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_base)
+from gen_jax.train.config import load_config_file
 
 
 def get_config(variant: str = ""):
-    c = _base.get_config(variant)
+    c = load_config_file(Path(__file__).with_name("iwae_binarized_mnist.py"), variant)
     c.model.prior = "vampprior"
     c.model.num_pseudo_inputs = 500
     if variant == "smoke":

@@ -7,7 +7,6 @@ Each (flow, toy) pair is an ordinary training run of ``configs/flow_toy2d.py`` i
 (resumable; its eval.json and pictures stay there); the table goes to ``<out>/table.json``.
 """
 
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from absl import app, flags, logging
 
 from gen_jax.train import run
+from gen_jax.train.config import load_config_file
 
 _FLOWS = flags.DEFINE_list("flows", ["spline", "realnvp", "glow", "maf"], "Flow kinds.")
 _TOYS = flags.DEFINE_list("toys", ["ring8", "grid25", "checkerboard", "two_moons", "spirals", "world_land"],
@@ -28,15 +28,12 @@ CONFIG = Path(__file__).resolve().parents[1] / "configs" / "flow_toy2d.py"
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    spec = importlib.util.spec_from_file_location("flow_toy2d", CONFIG)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     out = Path(_OUT.value)
     table_path = out / "table.json"
     table = json.loads(table_path.read_text()) if table_path.exists() else {}
     for toy in _TOYS.value:
         for kind in _FLOWS.value:
-            config = module.get_config()
+            config = load_config_file(CONFIG)
             config.data.name, config.model.flow, config.train.steps = toy, kind, _STEPS.value
             t0 = time.time()
             res = run(config, out / f"{kind}_{toy}")

@@ -8,7 +8,6 @@ extra metrics, a metric fetch every ``log_every`` steps). Hand-written: the same
 and the median over repeats is reported.
 """
 
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from absl import app, flags, logging
 import gen_jax.train as gt
 from gen_jax.data import BatchIterator
 from gen_jax.train import parallel
+from gen_jax.train.config import load_config_file
 from gen_jax.train.loop import init_state, load_data, run_keys
 from gen_jax.train.step import make_train_step
 
@@ -38,10 +38,7 @@ _OUT = flags.DEFINE_string("out", "", "Optional JSON output path.")
 
 
 def load_config(name):
-    spec = importlib.util.spec_from_file_location(name, CONFIG_DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    return load_config_file(CONFIG_DIR / f"{name}.py")
 
 
 def engine_runner(config):

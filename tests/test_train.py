@@ -12,18 +12,14 @@ import pytest
 
 import gen_jax.train as gt
 from gen_jax.train import parallel
+from gen_jax.train.config import load_config_file
 from gen_jax.train.step import make_train_step
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def load_config(name: str, variant: str = "smoke") -> ml_collections.ConfigDict:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, CONFIGS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(variant)
+    return load_config_file(CONFIGS / f"{name}.py", variant)
 
 
 def smoke(**overrides) -> ml_collections.ConfigDict:

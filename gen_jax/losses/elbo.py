@@ -14,16 +14,12 @@ import jax
 import jax.numpy as jnp
 
 from gen_jax.losses.likelihoods import observation_log_likelihood
+from gen_jax.nn.distributions import log_normal_diag
 
 
 def gaussian_kl(mean: jax.Array, log_var: jax.Array) -> jax.Array:
     """Analytic ``KL(N(mean, exp(log_var)) || N(0, I))`` summed over the last axis, shape ``(B,)``."""
     return 0.5 * jnp.sum(jnp.exp(log_var) + mean**2 - 1.0 - log_var, axis=-1)
-
-
-def log_normal_diag(z: jax.Array, mean: jax.Array, log_var: jax.Array) -> jax.Array:
-    """``log N(z; mean, diag(exp(log_var)))`` summed over the last axis."""
-    return -0.5 * jnp.sum((z - mean) ** 2 * jnp.exp(-log_var) + log_var + math.log(2 * math.pi), axis=-1)
 
 
 def elbo(log_likelihood: jax.Array, kl: jax.Array, *, beta: float = 1.0) -> jax.Array:
@@ -48,7 +44,7 @@ def make_vae_loss(model: nn.Module, *, likelihood: str, num_levels: int, beta: f
         x, y = _model_inputs(batch, num_levels, bool(model.num_classes))
         out, mean, log_var, z = model.apply(params, x, rng, y)
         ll = observation_log_likelihood(likelihood, out, batch["image"], num_levels=num_levels)
-        if getattr(model, "prior", "normal") == "normal":
+        if model.prior == "normal":
             kl = gaussian_kl(mean, log_var)
         else:  # no closed form: the one-sample estimate log q(z|x) - log p(z) at the z decoded above
             kl = log_normal_diag(z, mean, log_var) - model.apply(params, z, method=model.log_prior)

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.nn import MLP, ConvDecoder, ConvEncoder
+from gen_jax.nn.distributions import log_normal_diag
 
 
 PRIORS = ("normal", "vampprior")
@@ -117,7 +118,7 @@ class VAE(nn.Module):
     def log_prior(self, z: jax.Array) -> jax.Array:
         """``log p(z)`` for z of shape (..., latent_dim), summed over the last axis."""
         if self.prior == "normal":
-            return -0.5 * jnp.sum(z**2 + np.log(2 * np.pi), axis=-1)
+            return log_normal_diag(z, 0.0, jnp.zeros_like(z))
         return log_normal_diag_mixture(z, *self._prior_components())
 
     def sample_prior(self, rng: jax.Array, n: int) -> jax.Array:

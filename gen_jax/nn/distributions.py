@@ -1,13 +1,21 @@
-"""Per-pixel discrete distributions that models output and losses score, each defined once here.
+"""Distributions that models output and losses score, each defined once here: the diagonal Gaussian density
+of latent codes (:func:`log_normal_diag`, summed over the last axis), and per-pixel discrete distributions.
 
 Levels ``k`` of a ``K``-level pixel sit at ``c_k = 2k / (K-1) - 1`` in [-1, 1] (see ``gen_jax.data.conventions``).
-Every function is elementwise over the leading axes: it returns per-pixel log-probabilities, not sums.
+Every pixel function is elementwise over the leading axes: it returns per-pixel log-probabilities, not sums.
 """
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
+
+
+def log_normal_diag(z: jax.Array, mean: jax.Array, log_var: jax.Array) -> jax.Array:
+    """``log N(z; mean, diag(exp(log_var)))`` summed over the last axis."""
+    return -0.5 * jnp.sum((z - mean) ** 2 * jnp.exp(-log_var) + log_var + math.log(2 * math.pi), axis=-1)
 
 
 def bernoulli_log_prob(logits: jax.Array, x: jax.Array) -> jax.Array:

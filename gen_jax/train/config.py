@@ -6,7 +6,21 @@ an unknown key (``ml_collections`` with ``lock_config=True``).
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import ml_collections
+
+
+def load_config_file(path: str | Path, variant: str = "") -> ml_collections.ConfigDict:
+    """``get_config(variant)`` of a config file (``configs/<name>.py``): how a config builds on another one
+    (``load_config_file(Path(__file__).with_name("vae_digits.py"), variant)``), and how tests and benchmarks
+    load configs by name."""
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(variant)
 
 
 def default_config() -> ml_collections.ConfigDict:
