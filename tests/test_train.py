@@ -84,6 +84,25 @@ def test_resume_from_an_older_checkpoint_replays_the_same_batches_and_keys(tmp_p
     assert_trees_equal(final_params(tmp_path / "straight"), final_params(work))
 
 
+def test_resuming_under_other_settings(tmp_path, capsys):
+    """A checkpoint is bound to its model, training data and seed: changing one on resume is an error that
+    names it and writes nothing. Other settings (here more steps) may change; the old config is kept."""
+    work = tmp_path / "w"
+    gt.run(smoke(), work, stop_requested=lambda step: step == 10)
+    files = {p: p.read_bytes() for p in work.rglob("*") if p.is_file()}
+    latent, steps = smoke().model.latent_dim, smoke().train.steps
+    with pytest.raises(ValueError, match=rf"other model.latent_dim \(model.latent_dim: {latent} -> {latent + 1}\)"):
+        gt.run(smoke(model__latent_dim=latent + 1), work)
+    assert {p: p.read_bytes() for p in work.rglob("*") if p.is_file()} == files
+    capsys.readouterr()
+    gt.run(smoke(train__steps=steps + 4), work)
+    assert f"train.steps: {steps} -> {steps + 4}" in capsys.readouterr().out
+    assert json.loads((work / "config.before_step_0000010.json").read_text())["train"]["steps"] == steps
+    assert json.loads((work / "config.json").read_text())["train"]["steps"] == steps + 4
+    _, _, state, _ = gt.restore_run(work)
+    assert int(state.step) == steps + 4
+
+
 def test_non_finite_loss_stops_with_the_step_named_and_keeps_the_last_good_checkpoint(tmp_path):
     work = tmp_path / "w"
     gt.run(smoke(), work, stop_requested=lambda step: step == 10)

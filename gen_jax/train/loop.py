@@ -104,6 +104,51 @@ class _BestParams:
         self._store.close()
 
 
+# What a checkpoint is bound to: resuming under other values would load its parameters into another model,
+# or go on training them on another training set.
+RESUME_BOUND_KEYS = ("seed", "data.name", "data.toy_num_train", "data.text_file")
+RESUME_BOUND_PREFIXES = ("model.",)
+
+
+def config_changes(old: dict, new: dict) -> list[tuple[str, object, object]]:
+    """``(dotted key, old, new)`` for every setting present in both config dicts whose value differs. Keys
+    only one side has are left out: a config written before a key existed still matches its defaults."""
+
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    a, b = flat(old), flat(new)
+    return [(k, a[k], b[k]) for k in sorted(a.keys() & b.keys()) if a[k] != b[k]]
+
+
+def _check_resume_config(workdir: Path, config: ml_collections.ConfigDict, step: int) -> None:
+    """Resuming ``workdir`` at ``step`` under ``config``: raises if a setting the checkpoint is bound to
+    changed (naming it, before anything is written); other changes (more steps, another schedule) are
+    allowed, printed, and the previous ``config.json`` is kept as ``config.before_step_<step>.json``."""
+    path = workdir / "config.json"
+    if not path.exists():
+        return
+    previous = path.read_text()
+    changes = config_changes(json.loads(previous), json.loads(config.to_json_best_effort()))
+    if not changes:
+        return
+    listed = "; ".join(f"{k}: {o!r} -> {n!r}" for k, o, n in changes)
+    bound = [k for k, _, _ in changes if k in RESUME_BOUND_KEYS or k.startswith(RESUME_BOUND_PREFIXES)]
+    if bound:
+        raise ValueError(f"{workdir} holds a checkpoint at step {step} of a run with other {', '.join(bound)} "
+                         f"({listed}); resume it with its own settings, or train in a new workdir")
+    kept = workdir / f"config.before_step_{step:07d}.json"
+    kept.write_text(previous)
+    print(f"resuming {workdir} at step {step} with changed settings ({listed}); the previous config is kept "
+          f"in {kept.name}", flush=True)
+
+
 def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
         stop_requested: Callable[[int], bool] | None = None) -> dict:
     """Trains ``config`` in ``workdir`` (resuming if it holds checkpoints) and returns the final metrics.
@@ -145,6 +190,11 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
                             num_devices=num_devices)
     checkpoints = CheckpointStore(workdir / "checkpoints", max_to_keep=config.train.max_checkpoints)
     if checkpoints.latest_step() is not None:
+        try:
+            _check_resume_config(workdir, config, checkpoints.latest_step())
+        except ValueError:
+            checkpoints.close()
+            raise
         state, position = checkpoints.restore(state)
         batches.set_state(position)
     start = int(state.step)
