@@ -1,5 +1,9 @@
 """Gated PixelCNN on the fixed binarized MNIST: a 7x7 first layer, then 3x3 gated layers, Bernoulli
-pixels, early stopping on the validation split."""
+pixels, selection on the validation split.
+
+Sized for the issue's budget of 2 hours on 2 CPU cores: 24 maps x 10 layers, batch 32, 24k steps (~15
+epochs) at ~4 steps/s. On an accelerator, wider and longer (e.g. ``--config.model.pixelcnn_channels=64
+--config.train.batch_size=64 --config.train.steps=100000``) is the better trade."""
 
 from gen_jax.train.config import default_config, smoke_train_settings
 
@@ -8,16 +12,17 @@ def get_config(variant: str = ""):
     c = default_config()
     c.data.name = "binarized_mnist"
     c.model.family = "pixelcnn"
-    c.model.pixelcnn_channels = 64
-    c.model.num_layers = 8
-    c.optim.learning_rate = 1e-3
-    c.optim.schedule = "cosine"
+    c.model.pixelcnn_channels = 24
+    c.model.num_layers = 10
+    c.optim.learning_rate = 2e-3
+    c.optim.schedule = "warmup_cosine"
+    c.optim.warmup_steps = 500
     c.optim.grad_clip_norm = 100.0
-    c.train.steps = 30_000
-    c.train.batch_size = 64
+    c.train.steps = 24_000
+    c.train.batch_size = 32
     c.train.log_every = 200
     c.train.checkpoint_every = 2000
-    c.train.sample_every = 10_000
+    c.train.sample_every = 24_000
     c.train.num_sample_images = 16
     c.train.progress_bar = False
     c.eval.batch_size = 500
@@ -27,6 +32,7 @@ def get_config(variant: str = ""):
     if variant == "smoke":
         c.model.pixelcnn_channels = 8
         c.model.num_layers = 2
+        c.optim.warmup_steps = 1
         smoke_train_settings(c, steps=4, batch_size=8)
         c.eval.num_examples = 50
         c.eval.select_every = 2
