@@ -103,6 +103,17 @@ def test_resuming_under_other_settings(tmp_path, capsys):
     assert int(state.step) == steps + 4
 
 
+def test_a_flow_restored_for_the_test_split_repeats_the_runs_own_test_nll(tmp_path):
+    """A flow standardises its input with the training split's mean and std: restoring it for another split
+    must still take them from the training split (it once took the test split's: 2e-4 relative off)."""
+    c = load_config("flow_toy2d")
+    c.train.num_devices = 1
+    gt.run(c, tmp_path)
+    config, task, state, test = gt.restore_run(tmp_path, "test")
+    nll = task.evaluate(state.eval_params, test.take(config.eval.num_examples), jax.random.key(0))["nll"]
+    assert nll == pytest.approx(json.loads((tmp_path / "eval.json").read_text())["nll"], rel=1e-6)
+
+
 def test_non_finite_loss_stops_with_the_step_named_and_keeps_the_last_good_checkpoint(tmp_path):
     work = tmp_path / "w"
     gt.run(smoke(), work, stop_requested=lambda step: step == 10)

@@ -288,17 +288,21 @@ def resolve_checkpoint(workdir: str | Path, checkpoint: str) -> str:
 def restore_run(workdir: str | Path, split: str = "train", checkpoint: str = "latest"):
     """Rebuilds ``(config, task, state, data)`` of a trained workdir from its config and a checkpoint:
     ``latest`` (the end of training), ``best`` (the model-selection pick, see ``eval.select_every``) or
-    ``best_if_any``; ``data`` is ``split`` of the run's dataset (any split fixes the model's shapes)."""
+    ``best_if_any``; ``data`` is ``split`` of the run's dataset. The task is built from the training split
+    whatever ``split`` is, so the restored model is the trained function."""
     workdir = Path(workdir)
     checkpoint = resolve_checkpoint(workdir, checkpoint)
     config_path = workdir / "config.json"
     if not config_path.exists():
         raise FileNotFoundError(f"{config_path} does not exist: is {workdir} a gen_jax training workdir?")
     config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
-    data = load_data(config, split)
-    task = build_task(config, data)
+    # The task is built from the training split, as in `run`: some models take constants from it (a flow's
+    # input standardisation), so building them from another split would give another function.
+    train_data = load_data(config, "train")
+    data = train_data if split == "train" else load_data(config, split)
+    task = build_task(config, train_data)
     optimizer = make_optimizer(config.optim, config.train.steps)
-    state = init_state(config, task, data, optimizer)
+    state = init_state(config, task, train_data, optimizer)
     directory = workdir / ("checkpoints" if checkpoint == "latest" else "best")
     checkpoints = CheckpointStore(directory, max_to_keep=config.train.max_checkpoints)
     if checkpoints.latest_step() is None:
