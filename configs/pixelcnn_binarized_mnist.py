@@ -2,8 +2,9 @@
 pixels, selection on the validation split.
 
 Sized for the issue's budget of 2 hours on 2 CPU cores: 24 maps x 10 layers, batch 32, 24k steps (~15
-epochs) at ~4 steps/s. On an accelerator, wider and longer (e.g. ``--config.model.pixelcnn_channels=64
---config.train.batch_size=64 --config.train.steps=100000``) is the better trade."""
+epochs) at ~4 steps/s; its training NLL stays close to validation (BENCHMARKS.md), so with more compute a
+wider, longer run (e.g. ``--config.model.pixelcnn_channels=64 --config.train.batch_size=64
+--config.train.steps=100000``, not run here) is the next thing to try."""
 
 from gen_jax.train.config import default_config, smoke_train_settings
 
