@@ -98,3 +98,15 @@ def test_two_sample_metrics_on_a_flow_workdir(tmp_path):
     ev, at_end = (json.loads((work / name).read_text()) for name in ("eval_test.json", "eval.json"))
     # Same parameters and split; the two float32 evaluations differ by ~2e-4 relative (cause not investigated).
     assert ev["nll"] == pytest.approx(at_end["nll"], rel=1e-3) and ev["step"] == at_end["step"]
+
+
+def test_patch_conv_benchmark_profiles_the_gradient_by_op_kind():
+    proc = cli("benchmark_patch_conv.py", "--channels", "4", "--layers", "1", "--batch", "2", "--size", "6",
+               "--repeats", "1", "--profile")
+    timing = json.loads(proc.stdout.splitlines()[0])
+    assert timing["patch_gradient_ms"] > 0 and timing["flax_gradient_ms"] > 0
+    lines = proc.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if "ms per call by XLA op kind" in line)
+    assert float(lines[at].split("(sum ")[1].split(" ms")[0]) > 0
+    rows = [line.split() for line in lines[at + 1:]]  # "  <ms> ms  <share> %  <op kind>"
+    assert rows and all(len(r) == 5 and r[1] == "ms" and r[3] == "%" and float(r[0]) >= 0 for r in rows)
