@@ -15,12 +15,11 @@ gates), summed over threads, so the total can exceed the wall time.
 
 import collections
 import gzip
+import json
 import re
 import tempfile
-from pathlib import Path
-
-import json
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
