@@ -87,10 +87,15 @@ def test_pixelcnn_is_normalised_over_every_tiny_image(levels, output):
     assert float(total) == pytest.approx(1.0, abs=1e-4)
 
 
-def test_pixelcnn_sees_every_earlier_pixel_and_no_later_one():
-    """Causal and blind-spot free: d out(i, j) / d x(i', j') != 0 exactly when (i', j') precedes (i, j)."""
-    h = w = 5
-    model = PixelCNN(num_levels=2, channels=8, num_layers=4)
+@pytest.mark.parametrize("side,num_layers,dilations,pixels", [
+    (5, 4, (1,), [(0, 1), (2, 2), (4, 4), (3, 0)]),
+    (9, 5, (1, 2), [(0, 1), (4, 4), (8, 8), (8, 0), (6, 7)]),
+])
+def test_pixelcnn_sees_every_earlier_pixel_and_no_later_one(side, num_layers, dilations, pixels):
+    """Causal and blind-spot free: d out(i, j) / d x(i', j') != 0 exactly when (i', j') precedes (i, j); also
+    with dilated layers."""
+    h = w = side
+    model = PixelCNN(num_levels=2, channels=8, num_layers=num_layers, dilations=dilations)
     x = jnp.zeros((1, h, w, 1), jnp.int32)
     params = model.init(jax.random.key(0), x)
     leaves, tree = jax.tree.flatten(params)
@@ -101,7 +106,7 @@ def test_pixelcnn_sees_every_earlier_pixel_and_no_later_one():
         return model.apply(params, u, method=lambda m, v: m.outputs(v))
 
     u0 = jnp.full((1, h, w, 1), 0.3)
-    for (i, j) in [(0, 1), (2, 2), (4, 4), (3, 0)]:
+    for (i, j) in pixels:
         g = np.asarray(jax.grad(lambda u: out_of_continuous_input(u)[0, i, j, 0])(u0))[0, :, :, 0]
         for a in range(h):
             for b in range(w):
@@ -122,11 +127,14 @@ def test_pixelcnn_samples_and_inpaints_with_observed_pixels_kept():
     np.testing.assert_array_equal(filled[:, :2], observed[:, :2])
 
 
-def test_pixelcnn_patch_convolutions_compute_the_flax_convolutions():
+@pytest.mark.parametrize("num_layers,dilations", [(2, (1,)), (3, (2,))])
+def test_pixelcnn_patch_convolutions_compute_the_flax_convolutions(num_layers, dilations):
     """The default ``conv="patch"`` (fast on CPU) and ``conv="flax"`` share parameters and log-likelihoods."""
     x = jax.random.randint(jax.random.key(2), (3, 5, 5, 1), 0, 5)
-    fast = PixelCNN(num_levels=5, channels=8, num_layers=2, output="logistic_mixture", num_mixtures=2)
-    ref = PixelCNN(num_levels=5, channels=8, num_layers=2, output="logistic_mixture", num_mixtures=2, conv="flax")
+    kw = dict(num_levels=5, channels=8, num_layers=num_layers, output="logistic_mixture", num_mixtures=2,
+              dilations=dilations)
+    fast = PixelCNN(**kw)
+    ref = PixelCNN(**kw, conv="flax")
     params = jax.jit(fast.init)(jax.random.key(0), x)
     assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, jax.eval_shape(ref.init, jax.random.key(0), x))
     np.testing.assert_allclose(jax.jit(fast.apply)(params, x), jax.jit(ref.apply)(params, x), rtol=1e-5, atol=1e-4)

@@ -45,6 +45,14 @@ def test_patch_conv_equals_flax_conv(kernel, padding):
     assert_same_function(PatchConv(5, kernel, padding=padding), nn.Conv(5, kernel, padding=padding), x)
 
 
+@pytest.mark.parametrize("kernel,padding,dilation", [((2, 3), "VALID", 2), ((2, 3), "SAME", (3, 1)),
+                                                     ((1, 2), ((0, 0), (4, 0)), 4), ((3, 3), "SAME", 2)])
+def test_dilated_patch_conv_equals_flax_conv(kernel, padding, dilation):
+    x = jax.random.normal(jax.random.key(0), (2, 9, 8, 3))
+    assert_same_function(PatchConv(5, kernel, padding=padding, kernel_dilation=dilation),
+                         nn.Conv(5, kernel, padding=padding, kernel_dilation=dilation), x)
+
+
 def test_patch_conv_rejects_unknown_padding():
     with pytest.raises(ValueError, match="padding must be"):
         PatchConv(2, (3, 3), padding="CIRCULAR").init(jax.random.key(0), jnp.zeros((1, 4, 4, 1)))

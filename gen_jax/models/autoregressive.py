@@ -150,6 +150,8 @@ class GatedMaskedConv(nn.Module):
     horizontal stack only shifted down by one row, so row ``i`` there sees rows ``< i``. Horizontal stack: a
     ``1 x (k//2 + 1)`` convolution over the current row up to the current pixel; in the first layer
     (``first=True``, mask "A") the input is shifted right by one so the current pixel itself is excluded.
+    ``dilation`` spaces both kernels' taps ``dilation`` pixels apart (rows ``i, i - d, ...`` and columns
+    ``j, j - d, ...``): the same cost, a receptive field that grows ``d`` times as fast, still causal.
     """
 
     channels: int
@@ -157,17 +159,18 @@ class GatedMaskedConv(nn.Module):
     first: bool = False
     num_classes: int = 0
     conv: str = "patch"
+    dilation: int = 1
 
     @nn.compact
     def __call__(self, v, h, y=None):
-        k, c = self.kernel_size, self.channels
+        k, c, d = self.kernel_size, self.channels, self.dilation
         Conv = _conv_class(self.conv)
         pad = k // 2
-        v_in = jnp.pad(v, ((0, 0), (pad, 0), (pad, pad), (0, 0)))
-        v_pre = Conv(2 * c, (pad + 1, k), padding="VALID", name="vertical")(v_in)
+        v_in = jnp.pad(v, ((0, 0), (d * pad, 0), (d * pad, d * pad), (0, 0)))
+        v_pre = Conv(2 * c, (pad + 1, k), padding="VALID", kernel_dilation=d, name="vertical")(v_in)
         h_src = _shift_right(h) if self.first else h
-        h_in = jnp.pad(h_src, ((0, 0), (0, 0), (pad, 0), (0, 0)))
-        h_pre = Conv(2 * c, (1, pad + 1), padding="VALID", name="horizontal")(h_in)
+        h_in = jnp.pad(h_src, ((0, 0), (0, 0), (d * pad, 0), (0, 0)))
+        h_pre = Conv(2 * c, (1, pad + 1), padding="VALID", kernel_dilation=d, name="horizontal")(h_in)
         h_pre = h_pre + Conv(2 * c, (1, 1), name="vertical_to_horizontal")(_shift_down(v_pre))
         if self.num_classes:
             emb = nn.Embed(self.num_classes, 4 * c, name="class_embedding")(y)[:, None, None, :]
@@ -189,7 +192,9 @@ class PixelCNN(nn.Module):
     """Gated PixelCNN over single-channel integer images: ``num_layers`` gated layers of ``channels`` maps,
     then two 1x1 convolutions to per-pixel outputs: a Bernoulli logit for 2 levels, else ``num_levels``
     categorical logits (``output="categorical"``) or a ``num_mixtures``-component discretized logistic mixture
-    (``output="logistic_mixture"``, Salimans et al. 2017). ``num_classes > 0``: class-conditional p(x | y)."""
+    (``output="logistic_mixture"``, Salimans et al. 2017). ``num_classes > 0``: class-conditional p(x | y).
+    ``dilations``: the dilation of gated layers 1, 2, ... in turn, repeated as needed (the first, 7x7 layer
+    is never dilated); e.g. ``(1, 2, 4)`` lets 10 layers see ~24 rows up and ~24 columns left instead of 12."""
 
     num_levels: int
     channels: int = 64
@@ -199,6 +204,7 @@ class PixelCNN(nn.Module):
     num_mixtures: int = 5
     num_classes: int = 0
     conv: str = "patch"
+    dilations: Sequence[int] = (1,)
 
     def _num_outputs(self) -> int:
         if self.num_levels == 2:
@@ -214,11 +220,15 @@ class PixelCNN(nn.Module):
         """Per-pixel output parameters ``(B, H, W, n)`` for integer images ``x`` ``(B, H, W, 1)``."""
         if x.shape[-1] != 1:
             raise ValueError(f"PixelCNN here models single-channel images, got {x.shape[-1]} channels")
+        if not self.dilations or any(int(d) < 1 for d in self.dilations):
+            raise ValueError(f"dilations must be a non-empty sequence of integers >= 1, got {self.dilations!r}")
         inp = x.astype(jnp.float32) / (self.num_levels - 1) * 2.0 - 1.0
         v = h = inp
         for i in range(self.num_layers):
+            d = 1 if i == 0 else int(self.dilations[(i - 1) % len(self.dilations)])
             v, h = GatedMaskedConv(self.channels, 7 if i == 0 else self.kernel_size, first=i == 0,
-                                   num_classes=self.num_classes, conv=self.conv, name=f"gated_{i}")(v, h, y)
+                                   num_classes=self.num_classes, conv=self.conv, dilation=d,
+                                   name=f"gated_{i}")(v, h, y)
         Conv = _conv_class(self.conv)
         out = Conv(self.channels, (1, 1), name="head_0")(nn.relu(h))
         return Conv(self._num_outputs(), (1, 1), name="head_1")(nn.relu(out))

@@ -97,9 +97,9 @@ class SubpixelConvTranspose(nn.Module):
 
 
 class PatchConv(nn.Module):
-    """Drop-in for a stride-1, undilated ``flax.linen.Conv`` (2-D, NHWC), computed as patches @ kernel.
+    """Drop-in for a stride-1 ``flax.linen.Conv`` (2-D, NHWC), computed as patches @ kernel.
 
-    ``padding`` is ``"VALID"``, ``"SAME"`` (Flax's split: the extra row/column at the end) or explicit
+    ``kernel_dilation`` (an int or one per axis) spaces the kernel's taps as ``nn.Conv``'s does. ``padding`` is ``"VALID"``, ``"SAME"`` (Flax's split: the extra row/column at the end) or explicit
     ``((lo, hi), (lo, hi))``. Parameters are named and shaped as ``nn.Conv``'s (``kernel`` ``(kh, kw, in, out)``,
     ``bias``), so the two are interchangeable on the same params (checked in ``tests/test_nn.py``).
     """
@@ -110,12 +110,16 @@ class PatchConv(nn.Module):
     use_bias: bool = True
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
     bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+    kernel_dilation: int | Sequence[int] = 1
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         kh, kw = self.kernel_size
+        dh, dw = ((self.kernel_dilation,) * 2 if isinstance(self.kernel_dilation, int)
+                  else tuple(self.kernel_dilation))
+        eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1  # extent of the dilated kernel
         if self.padding == "SAME":
-            pads = (((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2))
+            pads = (((eh - 1) // 2, eh // 2), ((ew - 1) // 2, ew // 2))
         elif self.padding == "VALID":
             pads = ((0, 0), (0, 0))
         elif isinstance(self.padding, str):
@@ -125,12 +129,12 @@ class PatchConv(nn.Module):
         if any(p != (0, 0) for p in pads):
             x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
         batch, hp, wp, cin = x.shape
-        out_h, out_w = hp - kh + 1, wp - kw + 1
+        out_h, out_w = hp - eh + 1, wp - ew + 1
         if out_h < 1 or out_w < 1:
-            raise ValueError(f"a {kh}x{kw} kernel does not fit a {hp}x{wp} (padded) input")
+            raise ValueError(f"a {kh}x{kw} kernel (dilation {dh}x{dw}) does not fit a {hp}x{wp} (padded) input")
         kernel = self.param("kernel", self.kernel_init, (kh, kw, cin, self.features), jnp.float32)
         # Patch channel order (i, j, c) matches kernel.reshape(kh * kw * cin, out).
-        cols = [x[:, i:i + out_h, j:j + out_w, :] for i in range(kh) for j in range(kw)]
+        cols = [x[:, i * dh:i * dh + out_h, j * dw:j * dw + out_w, :] for i in range(kh) for j in range(kw)]
         patches = cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
         y = patches.reshape(-1, kh * kw * cin) @ kernel.reshape(kh * kw * cin, self.features).astype(x.dtype)
         y = y.reshape(batch, out_h, out_w, self.features)

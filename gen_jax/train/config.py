@@ -55,6 +55,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.num_scales = 2  # flows multiscale_realnvp / multiscale_glow (images): squeeze-and-split scales
     c.model.pixelcnn_channels = 64  # family "pixelcnn" (model.num_layers gated layers)
     c.model.pixelcnn_output = "categorical"  # categorical | logistic_mixture (more than 2 levels)
+    c.model.pixelcnn_dilations = (1,)  # dilation of gated layers 1, 2, ... in turn, repeated (layer 0: none)
     c.model.made_direct_connections = True  # family "made": masked input -> output weights too
     c.model.num_masks = 1  # family "made": connectivities for order-agnostic training (ensembled at test)
     c.model.transformer_dim = 128  # family "transformer" (model.num_layers blocks): width

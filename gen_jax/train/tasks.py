@@ -333,7 +333,7 @@ def pixelcnn_task(config: ml_collections.ConfigDict, data) -> Task:
     num_classes = data.num_classes if config.model.conditional else 0
     model = PixelCNN(num_levels=data.num_levels, channels=config.model.pixelcnn_channels,
                      num_layers=config.model.num_layers, output=config.model.pixelcnn_output,
-                     num_classes=num_classes)
+                     num_classes=num_classes, dilations=tuple(config.model.pixelcnn_dilations))
 
     def labels(batch):
         return batch["label"] if num_classes else None
