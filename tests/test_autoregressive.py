@@ -73,9 +73,11 @@ def test_made_samples_follow_its_distribution():
 
 
 
-@pytest.mark.parametrize("levels,output", [(2, "categorical"), (3, "categorical"), (3, "logistic_mixture")])
-def test_pixelcnn_is_normalised_over_every_tiny_image(levels, output):
-    model = PixelCNN(num_levels=levels, channels=8, num_layers=2, output=output, num_mixtures=2)
+@pytest.mark.parametrize("levels,output,dilations", [(2, "categorical", (1,)), (2, "categorical", (2,)),
+                                                    (3, "categorical", (1,)), (3, "logistic_mixture", (1,))])
+def test_pixelcnn_is_normalised_over_every_tiny_image(levels, output, dilations):
+    model = PixelCNN(num_levels=levels, channels=8, num_layers=2, output=output, num_mixtures=2,
+                     dilations=dilations)
     d = 4 if levels > 2 else 9
     side = 2 if levels > 2 else 3
     images = jnp.asarray(np.array(list(itertools.product(range(levels), repeat=d))).reshape(-1, side, side, 1))
@@ -141,3 +143,10 @@ def test_pixelcnn_patch_convolutions_compute_the_flax_convolutions(num_layers, d
     g_fast, g_ref = (jax.jit(jax.grad(lambda p, m=m: m.apply(p, x).sum()))(params) for m in (fast, ref))
     for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_ref)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dilations", [(), (1, 0)])
+def test_pixelcnn_rejects_dilations_below_one(dilations):
+    with pytest.raises(ValueError, match="dilations must be a non-empty sequence of integers >= 1"):
+        PixelCNN(num_levels=2, channels=4, num_layers=2, dilations=dilations).init(
+            jax.random.key(0), jnp.zeros((1, 3, 3, 1), jnp.int32))
