@@ -99,8 +99,9 @@ class SubpixelConvTranspose(nn.Module):
 class PatchConv(nn.Module):
     """Drop-in for a stride-1 ``flax.linen.Conv`` (2-D, NHWC), computed as patches @ kernel.
 
-    ``kernel_dilation`` (an int or one per axis) spaces the kernel's taps as ``nn.Conv``'s does. ``padding`` is ``"VALID"``, ``"SAME"`` (Flax's split: the extra row/column at the end) or explicit
-    ``((lo, hi), (lo, hi))``. Parameters are named and shaped as ``nn.Conv``'s (``kernel`` ``(kh, kw, in, out)``,
+    ``kernel_dilation`` (an int or one per axis) spaces the kernel's taps as ``nn.Conv``'s does. ``padding``
+    is ``"VALID"``, ``"SAME"`` (Flax's split: the extra row/column at the end) or explicit ``((lo, hi), (lo,
+    hi))``. Parameters are named and shaped as ``nn.Conv``'s (``kernel`` ``(kh, kw, in, out)``,
     ``bias``), so the two are interchangeable on the same params (checked in ``tests/test_nn.py``).
     """
 
