@@ -17,7 +17,7 @@ def get_config(variant: str = ""):
     c.train.checkpoint_every = 5000
     c.train.sample_every = 5000
     c.train.progress_bar = False
-    c.eval.num_importance_samples = 100
+    c.evals.iwae = dict(type="log_likelihood", num_samples=100)
     if variant == "smoke":
         c.model.conv_channels = (8, 16)
         c.model.hidden = (32,)

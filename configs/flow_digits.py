@@ -6,9 +6,8 @@ from gen_jax.train.config import default_config, smoke_train_settings
 
 
 def get_config(variant: str = ""):
-    c = default_config()
+    c = default_config("flow")
     c.data.name = "digits"
-    c.model.family = "flow"
     c.model.flow = "realnvp"
     c.model.num_layers = 8
     # 1437 training images: wide conditioners memorise them (hidden (256, 256), 6000 steps: train 1.46, test

@@ -13,10 +13,9 @@ from gen_jax.train.config import default_config, smoke_train_settings
 
 
 def get_config(variant: str = ""):
-    c = default_config()
+    c = default_config("flow")
     c.data.name = "checkerboard"
     c.data.eval_split = "test"
-    c.model.family = "flow"
     c.model.flow = "spline"
     c.model.num_layers = 8
     c.model.hidden = (128, 128)
@@ -30,6 +29,7 @@ def get_config(variant: str = ""):
     c.train.checkpoint_every = 5000
     c.train.sample_every = 20_000
     c.train.progress_bar = False
+    c.evals.two_sample = dict(type="two_sample", num_samples=5000)
     if variant == "smoke":
         c.data.toy_num_train = 2000
         c.data.toy_num_eval = 1000

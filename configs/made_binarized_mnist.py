@@ -10,9 +10,8 @@ from gen_jax.train.config import default_config, smoke_train_settings
 
 
 def get_config(variant: str = ""):
-    c = default_config()
+    c = default_config("made")
     c.data.name = "binarized_mnist"
-    c.model.family = "made"
     c.model.hidden = (1500, 1500)
     c.model.num_masks = 8
     c.optim.name = "adamw"

@@ -4,9 +4,8 @@ from gen_jax.train.config import default_config, smoke_train_settings
 
 
 def get_config(variant: str = ""):
-    c = default_config()
+    c = default_config("made")
     c.data.name = "digits"
-    c.model.family = "made"
     c.model.hidden = (256, 256)
     c.model.num_masks = 4
     c.optim.learning_rate = 1e-3

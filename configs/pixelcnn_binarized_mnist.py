@@ -4,19 +4,18 @@ in turn, Bernoulli pixels, selection on the validation split.
 Sized for the issue's budget of 2 hours on 2 CPU cores: 24 maps x 10 layers, batch 32, 25k steps (~16
 epochs) at ~4 steps/s. The dilations cost nothing per step and widen what each pixel sees from ~12 rows
 above to the whole image; after 1500 steps they were worth 5.5 nats of validation NLL (BENCHMARKS.md).
-With more compute a wider, longer run (e.g. ``--config.model.pixelcnn_channels=64
+With more compute a wider, longer run (e.g. ``--config.model.channels=64
 --config.train.batch_size=64 --config.train.steps=100000``, not run here) is the next thing to try."""
 
 from gen_jax.train.config import default_config, smoke_train_settings
 
 
 def get_config(variant: str = ""):
-    c = default_config()
+    c = default_config("pixelcnn")
     c.data.name = "binarized_mnist"
-    c.model.family = "pixelcnn"
-    c.model.pixelcnn_channels = 24
+    c.model.channels = 24
     c.model.num_layers = 10
-    c.model.pixelcnn_dilations = (1, 2, 4, 8)
+    c.model.dilations = (1, 2, 4, 8)
     c.optim.learning_rate = 2e-3
     c.optim.schedule = "warmup_cosine"
     c.optim.warmup_steps = 500
@@ -33,7 +32,7 @@ def get_config(variant: str = ""):
     c.eval.select_split = "valid"
     c.eval.select_num_examples = 2000
     if variant == "smoke":
-        c.model.pixelcnn_channels = 8
+        c.model.channels = 8
         c.model.num_layers = 2
         c.optim.warmup_steps = 1
         smoke_train_settings(c, steps=4, batch_size=8)

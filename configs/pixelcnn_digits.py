@@ -1,4 +1,4 @@
-"""Gated PixelCNN on scikit-learn's 8x8 digits, 17 grey levels; ``--config.model.pixelcnn_output`` picks a
+"""Gated PixelCNN on scikit-learn's 8x8 digits, 17 grey levels; ``--config.model.output`` picks a
 categorical (default) or a discretized logistic mixture per pixel; ``--config.model.conditional=True`` gives
 the class-conditional p(x | y)."""
 
@@ -6,12 +6,11 @@ from gen_jax.train.config import default_config, smoke_train_settings
 
 
 def get_config(variant: str = ""):
-    c = default_config()
+    c = default_config("pixelcnn")
     c.data.name = "digits"
-    c.model.family = "pixelcnn"
-    c.model.pixelcnn_channels = 64
+    c.model.channels = 64
     c.model.num_layers = 6
-    c.model.pixelcnn_output = "categorical"
+    c.model.output = "categorical"
     c.optim.learning_rate = 1e-3
     c.train.steps = 6000
     c.train.batch_size = 64
@@ -20,7 +19,7 @@ def get_config(variant: str = ""):
     c.train.sample_every = 6000
     c.train.progress_bar = False
     if variant == "smoke":
-        c.model.pixelcnn_channels = 8
+        c.model.channels = 8
         c.model.num_layers = 2
         smoke_train_settings(c, steps=6, batch_size=16)
         c.train.num_sample_images = 4

@@ -6,11 +6,10 @@ from gen_jax.train.config import default_config, smoke_train_settings
 
 
 def get_config(variant: str = ""):
-    c = default_config()
+    c = default_config("transformer")
     c.data.name = "words"
-    c.model.family = "transformer"
     c.model.num_layers = 4
-    c.model.transformer_dim = 128
+    c.model.dim = 128
     c.model.num_heads = 4
     c.optim.learning_rate = 1e-3
     c.optim.schedule = "cosine"
@@ -28,7 +27,7 @@ def get_config(variant: str = ""):
     c.eval.select_patience = 4
     if variant == "smoke":
         c.model.num_layers = 1
-        c.model.transformer_dim = 16
+        c.model.dim = 16
         c.model.num_heads = 2
         smoke_train_settings(c, steps=6, batch_size=16)
         c.train.num_sample_images = 4

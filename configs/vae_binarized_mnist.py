@@ -22,7 +22,7 @@ def get_config(variant: str = ""):
     c.train.sample_every = 10_000
     c.train.progress_bar = False
     c.eval.batch_size = 500
-    c.eval.num_importance_samples = 5000
+    c.evals.iwae = dict(type="log_likelihood", num_samples=5000)
     c.eval.importance_chunk = 250
     if variant == "smoke":
         c.model.hidden = (64,)

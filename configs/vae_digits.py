@@ -19,12 +19,12 @@ def get_config(variant: str = ""):
     c.train.log_every = 100
     c.train.checkpoint_every = 1000
     c.train.sample_every = 1000
-    c.eval.num_importance_samples = 500
+    c.evals.iwae = dict(type="log_likelihood", num_samples=500)
     if variant == "smoke":
         c.model.hidden = (32,)
         c.model.latent_dim = 2
         smoke_train_settings(c, steps=20)
-        c.eval.num_importance_samples = 10
+        c.evals.iwae = dict(type="log_likelihood", num_samples=10)
         c.eval.importance_chunk = 10
     elif variant:
         raise ValueError(f"unknown variant {variant!r}; use '' or 'smoke'")

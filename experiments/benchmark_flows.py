@@ -36,12 +36,13 @@ def main(argv):
             config = load_config_file(CONFIG)
             config.data.name, config.model.flow, config.train.steps = toy, kind, _STEPS.value
             t0 = time.time()
-            res = run(config, out / f"{kind}_{toy}")
+            out_run = run(config, out / f"{kind}_{toy}")
+            res = out_run["eval"]
             row = {k: res[k] for k in ("nll", "true_entropy", "gap_nats", "mmd2", "mmd2_floor", "sliced_w2",
                                        "sliced_w2_floor", "modes_hit", "num_modes", "high_quality_fraction")
                    if k in res}
             row.update(steps=_STEPS.value, seconds=round(time.time() - t0, 1),
-                       steps_per_sec=res.get("steps_per_sec"))
+                       steps_per_sec=out_run["train"].get("steps_per_sec"))
             table[f"{kind}/{toy}"] = row
             out.mkdir(parents=True, exist_ok=True)
             table_path.write_text(json.dumps(table, indent=2))

@@ -19,12 +19,11 @@ import numpy as np
 import optax
 from absl import app, flags, logging
 
-import gen_jax.train as gt
 from gen_jax.data import BatchIterator
+from gen_jax.families import build_family
 from gen_jax.train import parallel
 from gen_jax.train.config import load_config_file
 from gen_jax.train.loop import init_state, load_data, run_keys
-from gen_jax.train.step import make_train_step
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -36,7 +35,6 @@ _REPEATS = flags.DEFINE_integer("repeats", 3, "Repeats (median reported).")
 _OUT = flags.DEFINE_string("out", "", "Optional JSON output path.")
 
 
-
 def load_config(name):
     return load_config_file(CONFIG_DIR / f"{name}.py")
 
@@ -44,10 +42,9 @@ def load_config(name):
 def engine_runner(config):
     config.train.num_devices = 1
     data = load_data(config, "train")
-    task = gt.build_task(config, data)
-    optimizer = gt.make_optimizer(config.optim, config.train.steps)
-    state = init_state(config, task, data, optimizer)
-    step = parallel.compile_step(make_train_step(task.loss_fn, optimizer), 1)
+    family = build_family(config, data)
+    state = init_state(config, family, data)
+    step = parallel.compile_step(family.trainer.make_step(None), 1)
     batches = BatchIterator(data.arrays(), config.train.batch_size, seed=config.seed)
     key = run_keys(config.seed)["loop"]
     holder = {"state": state}

@@ -1,8 +1,9 @@
 """Test NLL of a trained workdir: ``python experiments/evaluate.py --workdir runs/vae_bmnist --num_samples 5000``.
 
-A VAE is scored by the importance-weighted bound with ``num_samples`` = k (``<workdir>/eval_iwae<k>_<split>.json``);
-an exact-likelihood family (flows, MADE, PixelCNN, the character Transformer) by its own exact evaluation, the
-same as at the end of training (``<workdir>/eval_<split>.json``; ``num_samples`` does not apply)."""
+Scores the split with the family's declared log-likelihood (its ``log_prob`` capability): a bound's estimator
+takes ``--num_samples`` (k of a VAE's importance-weighted bound; 1 = the ELBO); an exact or dequantized
+log-likelihood takes none, and ``--num_samples`` is then ignored. Writes
+``<workdir>/eval_<estimator>_<split>.json`` (``eval_iwae5000_test.json``, ``eval_exact_test.json``)."""
 
 import json
 import time
@@ -11,12 +12,13 @@ from pathlib import Path
 import jax
 from absl import app, flags, logging
 
-from gen_jax.eval import evaluate_log_likelihood
-from gen_jax.losses import make_importance_weighted_bound
 from gen_jax.train import CHECKPOINT_CHOICES, resolve_checkpoint, restore_run
+from gen_jax.train.evaluators import split_log_likelihood
+from gen_jax.train.workdir import write_text_atomic
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir.")
-_K = flags.DEFINE_integer("num_samples", 5000, "k of the IWAE bound (1 = ELBO).")
+_K = flags.DEFINE_integer("num_samples", 5000, "Importance samples of a bound's estimator (1 = ELBO); "
+                          "ignored by an exact log-likelihood.")
 _CHUNK = flags.DEFINE_integer("chunk", 250, "Importance samples drawn at once (memory ~ chunk x batch).")
 _BATCH = flags.DEFINE_integer("batch_size", 500, "Test examples at once.")
 _SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.")
@@ -32,25 +34,20 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
     which = resolve_checkpoint(_WORKDIR.value, _CHECKPOINT.value)
-    config, task, state, data = restore_run(_WORKDIR.value, _SPLIT.value, which)
-    params = state.eval_params
+    config, family, state, data = restore_run(_WORKDIR.value, _SPLIT.value, which)
     if _NUM.value:
         data = data.take(_NUM.value)
+    log_prob = family.require("log_prob")
+    options = {"num_samples": _K.value} if "num_samples" in log_prob.options else {}
+    if "chunk_size" in log_prob.options:
+        options["chunk_size"] = min(_CHUNK.value, _K.value)
     t0 = time.time()
-    if config.model.family == "vae":
-        bound = make_importance_weighted_bound(task.model, likelihood=config.model.likelihood,
-                                               num_levels=data.num_levels, num_samples=_K.value,
-                                               chunk_size=min(_CHUNK.value, _K.value))
-        res = evaluate_log_likelihood(bound, params, data.arrays(), jax.random.key(_SEED.value),
-                                      batch_size=_BATCH.value, num_dims=data.num_dims)
-        res.update(k=_K.value, device=str(jax.devices()[0].platform))
-        name = f"eval_iwae{_K.value}_{_SPLIT.value}.json"
-    else:  # an exact likelihood: the family's own evaluation
-        res = {k: (float(v) if hasattr(v, "item") else v)
-               for k, v in task.evaluate(params, data, jax.random.key(_SEED.value)).items()}
-        name = f"eval_{_SPLIT.value}.json"
-    res.update(split=_SPLIT.value, checkpoint=which, step=int(state.step), seconds=round(time.time() - t0, 1))
-    (Path(_WORKDIR.value) / name).write_text(json.dumps(res, indent=2))
+    res = split_log_likelihood(family, state.eval_params, data, jax.random.key(_SEED.value),
+                               batch_size=_BATCH.value, **options)
+    estimator = log_prob.name(**options)
+    res.update(estimator=estimator, log_prob_kind=log_prob.kind, **options, k=options.get("num_samples"), device=str(jax.devices()[0].platform),
+               split=_SPLIT.value, checkpoint=which, step=int(state.step), seconds=round(time.time() - t0, 1))
+    write_text_atomic(Path(_WORKDIR.value) / f"eval_{estimator}_{_SPLIT.value}.json", json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
 
 

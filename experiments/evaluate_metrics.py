@@ -28,10 +28,12 @@ import numpy as np
 from absl import app, flags, logging
 
 from gen_jax.data import VectorDataset, load_image_dataset, requantize
+from gen_jax.eval import per_example_log_likelihood
 from gen_jax.eval import (MASKS, detection_report, inpainting_score, load_feature_network, make_mask,
                           masked_errors, mode_coverage, sample_quality, two_sample_report)
 from gen_jax.train import CHECKPOINT_CHOICES, resolve_checkpoint, restore_run
 from gen_jax.train.loop import load_data
+from gen_jax.train.workdir import write_text_atomic
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir.")
 _METRICS = flags.DEFINE_list("metrics", [], "Which metrics (default: all that apply to the workdir's data).")
@@ -44,7 +46,10 @@ _FEATURE_DATASET = flags.DEFINE_string("feature_dataset", "", "Dataset whose cla
 _FEATURE_STEPS = flags.DEFINE_integer("feature_steps", 2000, "Training steps of the feature classifier.")
 _OOD = flags.DEFINE_list("ood", [], "Out-of-distribution datasets (default: fashion_mnist for MNIST runs, "
                          "mnist for fashion_mnist runs).")
-_DETECTION_K = flags.DEFINE_integer("detection_k", 100, "k of the importance-weighted bound for -log p.")
+_DETECTION_K = flags.DEFINE_integer("detection_k", 100, "Importance samples of a bound's estimator for -log p "
+                                    "(ignored by an exact log-likelihood).")
+_SAMPLE_OPTIONS = flags.DEFINE_list("sample_option", [], "key=value options of the family's sample, e.g. "
+                                    "observation=mean for a VAE's decoder means instead of draws.")
 _NUM_EXAMPLES = flags.DEFINE_integer("num_examples", 2000, "Test examples for detection and inpainting "
                                      "(0 = all).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of samples and imputations.")
@@ -62,36 +67,52 @@ def _first(arrays, n):
     return {k: v[:n] if n else v for k, v in arrays.items()}
 
 
-def quality(config, task, params, test):
+def _sample_options() -> dict:
+    """``--sample_option key=value`` pairs (numbers parsed), passed to the family's ``sample``."""
+    out = {}
+    for item in _SAMPLE_OPTIONS.value:
+        key, _, value = item.partition("=")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def quality(config, family, params, test):
     name = _FEATURE_DATASET.value or ("mnist" if test.name == "binarized_mnist" else test.name)
     net = load_feature_network(name, steps=_FEATURE_STEPS.value, data_dir=config.data.data_dir or None,
                                tfds_dir=config.data.tfds_dir or None)
     key = jax.random.key(_SEED.value)
-    samples = np.concatenate([np.asarray(task.sample(params, jax.random.fold_in(key, i), 1000))
+    sample, options = family.require("sample"), _sample_options()
+    samples = np.concatenate([np.asarray(sample(params, jax.random.fold_in(key, i), 1000, **options), np.float32)
                               for i in range(-(-_NUM_SAMPLES.value // 1000))])[:_NUM_SAMPLES.value]
+    samples = samples / (family.num_levels - 1)
     reference = _load(config, test.name, _REFERENCE.value)
     res = sample_quality(net, samples, reference, floor=_load(config, test.name, "train"))
-    res["samples"] = f"task.sample of {config.model.family} (VAE: decoder mean at z ~ N(0, I)), seed {_SEED.value}"
+    res["samples"] = f"sample of {config.model.family} with options {options}, seed {_SEED.value}"
     return res
 
 
-def detection(config, task, params, test):
-    if task.log_prob is None:
-        raise ValueError(f"model.family {config.model.family!r} has no log-likelihood: no detection metrics")
+def detection(config, family, params, test):
+    log_prob = family.require("log_prob")
+    options = {"num_samples": _DETECTION_K.value} if "num_samples" in log_prob.options else {}
+    fn = log_prob.function(**options)
     ood_names = _OOD.value or DEFAULT_OOD.get(test.name)
     if not ood_names:
         raise ValueError(f"no default OOD dataset for {test.name!r}; pass --ood")
     n = _NUM_EXAMPLES.value
     key = jax.random.key(_SEED.value)
-    k = _DETECTION_K.value
 
     def nll(arrays, i):
-        return -task.log_prob(params, _first(arrays, n), jax.random.fold_in(key, i), num_samples=k)
+        return -per_example_log_likelihood(fn, params, _first(arrays, n), jax.random.fold_in(key, i),
+                                           batch_size=config.eval.batch_size)
 
     train = _load(config, test.name, "train")
     in_nll = nll(test.arrays(), 0)
     train_mean = float(nll(train.arrays(), 1).mean())
-    out = {"in_distribution": f"{test.name}/test", "importance_samples": k}
+    out = {"in_distribution": f"{test.name}/test", "estimator": log_prob.name(**options),
+           "log_prob_kind": log_prob.kind}
     for j, name in enumerate(ood_names):
         ood = _load(config, name, "test")
         if ood.image_shape != test.image_shape:
@@ -102,9 +123,8 @@ def detection(config, task, params, test):
     return out
 
 
-def inpainting(config, task, params, test):
-    if task.impute is None:
-        raise ValueError(f"model.family {config.model.family!r} cannot impute")
+def inpainting(config, family, params, test):
+    impute = family.require("impute")
     x = test.image[:_NUM_EXAMPLES.value or None].astype(np.float32) / (test.num_levels - 1)
     train = _load(config, test.name, "train")
     mean_image = train.image.astype(np.float32).mean(0) / (train.num_levels - 1)
@@ -112,18 +132,18 @@ def inpainting(config, task, params, test):
     out = {}
     for i, m in enumerate(MASKS):
         mask = make_mask(m, test.image_shape, seed=_SEED.value)
-        out[m] = inpainting_score(lambda xb, mb, r: task.impute(params, xb, mb, r), x, mask,
+        out[m] = inpainting_score(lambda xb, mb, r: impute(params, xb, mb, r), x, mask,
                                   jax.random.fold_in(key, i))
         # The model-free reference: fill with the mean training image.
         out[m]["baseline_train_mean_image"] = masked_errors(x, mask * x + (1 - mask) * mean_image, mask)
     return out
 
 
-def two_sample(config, task, params, test):
+def two_sample(config, family, params, test):
     if not isinstance(test, VectorDataset):
         raise ValueError("two_sample needs a vector (2-D toy) workdir; use quality for images")
     n = min(_NUM_SAMPLES.value, len(test))
-    samples = np.asarray(task.sample(params, jax.random.key(_SEED.value), n))
+    samples = np.asarray(family.require("sample")(params, jax.random.key(_SEED.value), n))
     reference_2 = load_data(config, "valid").x[:n]
     out = two_sample_report(samples, test.x, reference_2)
     out["reference"], out["noise_floor"]["real"] = f"{test.name}/test", f"{test.name}/valid"
@@ -142,16 +162,16 @@ def main(argv):
     if unknown:
         raise app.UsageError(f"unknown metrics {sorted(unknown)}; known: {sorted(METRICS)}")
     which = resolve_checkpoint(_WORKDIR.value, _CHECKPOINT.value)
-    config, task, state, test = restore_run(_WORKDIR.value, "test", which)
+    config, family, state, test = restore_run(_WORKDIR.value, "test", which)
     params = state.eval_params
     names = _METRICS.value or (["two_sample"] if isinstance(test, VectorDataset)
                                else ["quality", "detection", "inpainting"])
     for metric in names:
         t0 = time.time()
-        res = METRICS[metric](config, task, params, test)
+        res = METRICS[metric](config, family, params, test)
         res.update(checkpoint=which, step=int(state.step), seconds=round(time.time() - t0, 1))
         path = Path(_WORKDIR.value) / f"metrics_{metric}.json"
-        path.write_text(json.dumps(res, indent=2))
+        write_text_atomic(path, json.dumps(res, indent=2))
         print(f"{path}:\n{json.dumps(res, indent=2)}")
 
 

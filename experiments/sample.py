@@ -20,15 +20,15 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    config, task, state, _ = restore_run(_WORKDIR.value)
+    config, family, state, _ = restore_run(_WORKDIR.value)
     params = state.eval_params
     out = Path(_OUT.value or Path(_WORKDIR.value) / f"samples_seed{_SEED.value}.png")
     title = f"{config.model.family} on {config.data.name}, step {int(state.step)}"
-    if task.picture is not None:  # 2-D data: density beside data and samples
-        task.picture(params, jax.random.key(_SEED.value), out, title)
+    if family.picture is not None:  # 2-D data: density beside data and samples; text: columns of words
+        family.picture(params, jax.random.key(_SEED.value), out, title)
     else:
-        images = np.asarray(task.sample(params, jax.random.key(_SEED.value), _NUM.value))
-        save_image_grid(images, out, title=title)
+        images = np.asarray(family.require("sample")(params, jax.random.key(_SEED.value), _NUM.value), np.float32)
+        save_image_grid(images / (family.num_levels - 1), out, title=title)
     print(out)
 
 

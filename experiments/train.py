@@ -14,16 +14,21 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metr
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def _print(section: str, values: dict) -> None:
+    for k, v in sorted(values.items()):
+        print(f"{section}/{k}: {v:.4f}" if isinstance(v, float) else f"{section}/{k}: {v}")
+
+
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # Orbax logs every file it closes at INFO
     print(f"workdir: {_WORKDIR.value}", flush=True)
     results = gen_jax.train.run(_CONFIG.value, _WORKDIR.value)
-    for k, v in sorted(results.items()):
-        print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
+    _print("train", results["train"])
     if "interrupted_at_step" in results:
         print(f"stopped at step {results['interrupted_at_step']} with a checkpoint; run the same command to resume")
     else:
+        _print("eval", results["eval"])
         print(f"outputs (samples.png, metrics.jsonl, eval.json, checkpoints/) in {_WORKDIR.value}")
 
 

@@ -6,12 +6,40 @@ the same functions; subprocesses of the CLI tests inherit the flags. Benchmarks 
 default level."""
 
 import os
+from pathlib import Path
 
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
-                           " --xla_backend_optimization_level=0").strip()
+from gen_jax.xla_flags import host_device_flags  # imports nothing: set before JAX starts
+
+# 4 simulated devices with patient collectives: on a loaded 2-core machine a device thread can miss XLA:CPU's
+# default 40-second collective timeout, and the process aborts (issue 18).
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + host_device_flags(4)
+                           + " --xla_backend_optimization_level=0").strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import jax  # noqa: E402
 import pytest  # noqa: E402
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def smoke(name: str = "vae_digits", **overrides):
+    """A config's smoke variant on one device; ``section__key=value`` overrides (``train__steps=5``)."""
+    from gen_jax.train.config import load_config_file
+
+    c = load_config_file(CONFIGS / f"{name}.py", "smoke")
+    c.train.num_devices = 1
+    for key, value in overrides.items():
+        section, field = key.split("__")
+        c[section][field] = value
+    return c
+
+
+def perturb(params, scale: float, seed: int = 0):
+    """``params`` plus ``scale`` times standard-normal noise, one key per leaf: random parameters far from a
+    network's near-identity initialisation, for tests that need a generic function."""
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(seed), len(leaves))
+    return jax.tree.unflatten(tree, [l + scale * jax.random.normal(k, l.shape, l.dtype) for l, k in zip(leaves, keys)])
 
 
 @pytest.fixture(autouse=True)

@@ -10,12 +10,11 @@ import pytest
 from gen_jax.models.autoregressive import MADEImage, PixelCNN
 from gen_jax.models.classic import all_binary_images
 
+from conftest import perturb
+
 
 def _noisy_init(model, x, y=None, scale=0.5):
-    params = model.init(jax.random.key(0), x, 0, y)
-    leaves, tree = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.key(1), len(leaves))
-    return jax.tree.unflatten(tree, [l + scale * jax.random.normal(k, l.shape) for l, k in zip(leaves, keys)])
+    return perturb(model.init(jax.random.key(0), x, 0, y), scale, seed=1)
 
 
 @pytest.mark.parametrize("num_masks", [1, 3])

@@ -217,7 +217,7 @@ def test_vae_importance_sampling_imputation_matches_quadrature():
 
     from gen_jax.losses import observation_log_likelihood, observation_mean
     from gen_jax.models import VAE
-    from gen_jax.train.tasks import impute_by_importance_sampling
+    from gen_jax.sampling import impute_by_importance_sampling
 
     model = VAE(image_shape=(2, 2, 1), latent_dim=1, decoder_params_per_dim=1, architecture="mlp", hidden=(8,))
     x = jnp.asarray([[[[1.0], [0.0]], [[1.0], [1.0]]]])

@@ -25,7 +25,7 @@ def trained(tmp_path_factory):
     work = tmp_path_factory.mktemp("cli") / "vae"
     out = cli("train.py", "--config", "configs/vae_digits.py:smoke", "--workdir", work,
               "--config.train.num_devices=1", "--config.train.steps=30")
-    assert f"workdir: {work}" in out.stdout and "elbo_nll" in out.stdout
+    assert f"workdir: {work}" in out.stdout and "eval/nll/elbo" in out.stdout
     return work
 
 
@@ -93,9 +93,10 @@ def test_two_sample_metrics_on_a_flow_workdir(tmp_path):
     assert res["num_samples"] == 300 and res["reference"] == "ring8/test"
     assert res["mode_coverage"]["num_modes"] == 8
     assert res["mmd"]["mmd2_sum"] > res["noise_floor"]["mmd"]["mmd2_sum"]  # 10 smoke steps: not the data yet
-    # An exact-likelihood family: its own evaluation, no IWAE; on the smoke config's 200 test points.
+    # An exact-likelihood family: its log_prob takes no importance samples; on the smoke config's 200 test points.
     cli("evaluate.py", "--workdir", work, "--num_examples", 200)
-    ev, at_end = (json.loads((work / name).read_text()) for name in ("eval_test.json", "eval.json"))
+    ev, at_end = (json.loads((work / name).read_text()) for name in ("eval_exact_test.json", "eval.json"))
+    assert ev["log_prob_kind"] == "exact" and ev["estimator"] == "exact"
     # Same parameters and split, and restore_run builds the flow's standardisation from the training split as
     # the run did (it once used the evaluated split: 2e-4 relative off), so the two evaluations agree.
     assert ev["nll"] == pytest.approx(at_end["nll"], rel=1e-6) and ev["step"] == at_end["step"]

@@ -9,14 +9,13 @@ import pytest
 from gen_jax.models.flows import FLOW_KINDS, MULTISCALE_FLOW_KINDS, build_flow, rational_quadratic_spline
 from gen_jax.nn.masked import MADE
 
+from conftest import perturb
+
 
 def random_params(model, x, seed=0, scale=0.3):
     """Initialised parameters plus noise: a zero-initialised flow is the identity, which would test nothing."""
     params = jax.jit(model.init)(jax.random.key(seed), x)  # jitted: eager init compiles op by op
-    leaves, tree = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
-    noisy = [leaf + scale * jax.random.normal(k, leaf.shape) for leaf, k in zip(leaves, keys)]
-    return jax.tree.unflatten(tree, noisy)
+    return perturb(params, scale, seed=seed + 1)
 
 
 @pytest.mark.parametrize("kind", FLOW_KINDS)

@@ -17,7 +17,7 @@ from gen_jax.models.vae import log_normal_diag_mixture
 
 class LikelihoodTest(parameterized.TestCase):
 
-    @chex.all_variants(with_jit=True, without_jit=True)
+    @chex.variants(with_jit=True, without_jit=True)
     def test_bernoulli_matches_scipy(self):
         rng = np.random.default_rng(0)
         logits = rng.normal(0, 3, (4, 5)).astype(np.float32)
@@ -30,7 +30,7 @@ class LikelihoodTest(parameterized.TestCase):
         got = losses.bernoulli_log_likelihood(jnp.array([[200.0, -200.0]]), jnp.array([[0, 1]]))
         np.testing.assert_allclose(got, [-400.0], rtol=1e-6)
 
-    @chex.all_variants(with_jit=True, without_jit=True)
+    @chex.variants(with_jit=True, without_jit=True)
     def test_gaussian_matches_scipy(self):
         rng = np.random.default_rng(1)
         x, m, ls = (rng.normal(size=(3, 7)).astype(np.float32) for _ in range(3))

@@ -13,7 +13,8 @@ from gen_jax.data import DatasetNotFoundError
 from gen_jax.data.text import NEWLINE, PAD, CharVocabulary, load_text_dataset, read_word_list
 from gen_jax.models.autoregressive import CausalTransformer
 from gen_jax.train.config import default_config
-from gen_jax.train.tasks import build_task
+from gen_jax.families import build_family
+from gen_jax.train.evaluators import build_evaluators, run_evaluators
 
 
 def _noisy(model, x, scale=0.3):
@@ -129,15 +130,17 @@ def test_sampling_stops_at_the_newline_and_pads_after_it():
 
 
 def test_bits_per_character_is_total_nll_over_predicted_characters(tmp_path):
-    """The task's evaluation, on a tiny custom word list (data.text_file)."""
+    """The family's evaluation, on a tiny custom word list (data.text_file): bits/dim are bits per character."""
     (tmp_path / "w").write_text("ab\nba\nabba\nb\n" * 10, encoding="utf-8")
-    c = default_config()
-    c.data.name, c.data.text_file, c.model.family = "words", str(tmp_path / "w"), "transformer"
-    c.model.num_layers, c.model.transformer_dim, c.model.num_heads = 1, 8, 2
+    c = default_config("transformer")
+    c.data.name, c.data.text_file = "words", str(tmp_path / "w")
+    c.model.num_layers, c.model.dim, c.model.num_heads = 1, 8, 2
     data = load_text_dataset("words", "test", tmp_path / "w")
-    task = build_task(c, data)
-    params = task.init_params(jax.random.key(0), data.arrays())
-    res = task.evaluate(params, data, jax.random.key(0))
-    lp = np.asarray(task.model.apply(params, jnp.asarray(data.tokens), method=task.model.log_prob))
-    assert res["num_characters"] == sum(len(w) + 1 for w in data.words())
-    assert res["bits_per_char"] == pytest.approx(-lp.sum() / res["num_characters"] / math.log(2), rel=1e-5)
+    family = build_family(c, data)
+    state = family.trainer.init_state(jax.random.key(0), data.arrays())
+    res = run_evaluators(build_evaluators(c, family), family, state.params, data, jax.random.key(0))
+    lp = np.asarray(family.model.apply(state.params, jnp.asarray(data.tokens), method=family.model.log_prob))
+    num_characters = sum(len(w) + 1 for w in data.words())
+    assert data.num_characters == num_characters and res["log_prob_kind"] == "exact"
+    assert res["nll"] == pytest.approx(-lp.mean(), rel=1e-5)
+    assert res["bits_per_dim"] == pytest.approx(-lp.sum() / num_characters / math.log(2), rel=1e-5)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from pathlib import Path
 
@@ -101,7 +102,10 @@ def _tfds_image_dataset(name: str, split: str, manual_dir: Path, tfds_dir: Path 
     """Prepares TFDS's own builder from local files (once) and reads the split into memory."""
     _require(manual_dir, name)
     tfds_dir = Path(tfds_dir) if tfds_dir else cache_dir() / "tfds"
-    cached = tfds_dir / f"{name}_{split}.npz"  # decoded arrays: TFDS decodes PNGs one by one, slowly
+    # Decoded arrays (TFDS decodes PNGs one by one, slowly), keyed by the source folder too: another
+    # data.data_dir is another dataset, not the one prepared first.
+    source = hashlib.sha256(str(Path(manual_dir).resolve()).encode()).hexdigest()[:12]
+    cached = tfds_dir / f"{name}_{split}_{source}.npz"
     if not cached.exists():
         import tensorflow_datasets as tfds
 
@@ -112,8 +116,13 @@ def _tfds_image_dataset(name: str, split: str, manual_dir: Path, tfds_dir: Path 
         tmp = cached.with_suffix(".tmp.npz")
         np.savez(tmp, image=ds["image"].astype(np.uint8), label=ds["label"].astype(np.int32))
         os.replace(tmp, cached)
-    arrays = np.load(cached)
-    return ImageDataset(name, split, arrays["image"], arrays["label"], num_levels=256, num_classes=10)
+    try:
+        with np.load(cached) as arrays:
+            image, label = arrays["image"], arrays["label"]
+    except Exception as e:  # a truncated or overwritten cache file
+        raise ValueError(f"the prepared cache {cached} of {name}/{split} cannot be read ({type(e).__name__}: "
+                         f"{e}); delete that file and it is prepared again from {manual_dir}") from e
+    return ImageDataset(name, split, image, label, num_levels=256, num_classes=10)
 
 
 def _read_idx(path: Path) -> np.ndarray:

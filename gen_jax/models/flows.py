@@ -285,17 +285,27 @@ class _StandardNormalBase(nn.Module):
     def __call__(self, x):
         return self.log_prob(x)
 
-    def sample(self, rng, num: int, shape: tuple[int, ...]):
+    def sample(self, rng, num: int, shape: tuple[int, ...] | None = None):
+        """``num`` draws; ``shape`` defaults to the flow's own event shape (``shape`` is kept for old callers)."""
+        shape = self.event_shape if shape is None else tuple(shape)
         return self.inverse(jax.random.normal(rng, (num, *shape)))[0]
 
 
 class Flow(_StandardNormalBase):
-    """A stack of layers over a standard-normal base; ``data_shift``/``data_scale`` first standardise the data
-    (a fixed affine map whose log-determinant is included), so the same layers fit any 2-D toy's scale."""
+    """A stack of layers over a standard-normal base on ``dim``-vectors; ``data_shift``/``data_scale`` first
+    standardise the data (a fixed affine map whose log-determinant is included), so the same layers fit any
+    data's scale (a spline's ``bound`` is in standardised units)."""
 
     layers: Sequence[nn.Module]
     data_shift: tuple[float, ...] | None = None
     data_scale: tuple[float, ...] | None = None
+    dim: int | None = None
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        if self.dim is None:
+            raise ValueError("this Flow was built without dim: pass sample(rng, num, shape)")
+        return (self.dim,)
 
     def _standardise(self, x, inverse: bool):
         if self.data_shift is None:
@@ -375,7 +385,8 @@ class ConvAffineCoupling(Bijector):
         return _masked_affine(x, m, out[..., :c], out[..., c:], self.max_log_scale, inverse)
 
 
-def multiscale_plan(kind: str, image_shape: tuple[int, int, int], num_scales: int, steps: int, hidden: int):
+def multiscale_plan(kind: str, image_shape: tuple[int, int, int], num_scales: int, steps: int, hidden: int,
+                    max_log_scale: float = 3.0):
     """The layer sequence of a multi-scale flow: a tuple of bijectors and ``"split"`` markers (after a split
     half of the channels leave the flow as latent variables with a standard-normal prior, Dinh et al. 2017).
 
@@ -387,7 +398,7 @@ def multiscale_plan(kind: str, image_shape: tuple[int, int, int], num_scales: in
     for s in range(num_scales):
         last = s == num_scales - 1
         if kind == "realnvp":
-            plan += [ConvAffineCoupling("checkerboard", i % 2, hidden) for i in range(steps + (1 if last else 0))]
+            plan += [ConvAffineCoupling("checkerboard", i % 2, hidden, max_log_scale) for i in range(steps + (1 if last else 0))]
             if last:
                 break
         if h % 2 or w % 2:
@@ -397,7 +408,7 @@ def multiscale_plan(kind: str, image_shape: tuple[int, int, int], num_scales: in
         for i in range(steps):
             if kind == "glow":
                 plan += [ActNorm(), InvertibleLinearLU(c, seed=100 * s + i)]
-            plan.append(ConvAffineCoupling("channel", i % 2, hidden))
+            plan.append(ConvAffineCoupling("channel", i % 2, hidden, max_log_scale))
         if not last or kind == "realnvp":
             plan.append("split")
             c -= c // 2
@@ -417,9 +428,15 @@ class MultiScaleFlow(_StandardNormalBase):
     hidden: int = 64
     data_shift: float = 0.0
     data_scale: float = 1.0
+    max_log_scale: float = 3.0
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return (int(np.prod(self.image_shape)),)
 
     def setup(self):
-        self.plan = multiscale_plan(self.kind, tuple(self.image_shape), self.num_scales, self.steps, self.hidden)
+        self.plan = multiscale_plan(self.kind, tuple(self.image_shape), self.num_scales, self.steps, self.hidden,
+                                    self.max_log_scale)
         self.layers = [op for op in self.plan if not isinstance(op, str)]
 
     def forward(self, x):
@@ -479,18 +496,35 @@ def checkerboard_mask(height: int, width: int, parity: int) -> np.ndarray:
 
 
 def build_flow(kind: str, dim: int, *, num_layers: int = 8, hidden: Sequence[int] = (64, 64),
-               num_bins: int = 8, bound: float = 4.0, data_shift=None, data_scale=None,
-               image_hw: tuple[int, int] | None = None, num_scales: int = 2):
-    """A flow over ``dim``-vectors: ``realnvp`` (affine couplings, alternating masks), ``glow`` (actnorm,
-    LU-linear, affine coupling per step), ``maf`` (MADE-affine layers with reversed orders between them),
-    ``spline`` (rational-quadratic coupling with alternating masks and LU-linear mixing).
+               num_bins: int = 8, bound: float = 4.0, data=None, data_shift=None, data_scale=None,
+               max_log_scale: float = 3.0, image_hw: tuple[int, int] | None = None, num_scales: int = 2):
+    """A flow over ``dim``-vectors. ``num_layers`` counts *steps*, and a step of each kind is:
 
+    * ``realnvp``: one affine coupling (masks alternate between steps);
+    * ``glow``: ActNorm, an LU-parameterised invertible linear map, an affine coupling;
+    * ``maf``: one MADE-affine layer (the variable order is reversed between steps);
+    * ``spline``: an LU-parameterised invertible linear map, a rational-quadratic spline coupling (``num_bins``
+      bins on ``[-bound, bound]`` in standardised units, identity outside);
+    * ``multiscale_realnvp`` / ``multiscale_glow`` (images only, :class:`MultiScaleFlow`): the couplings per
+      stage of each of ``num_scales`` scales; ``hidden[0]`` maps in each conditioner.
+
+    Standardisation: pass the training data as ``data`` (``(N, dim)``) and the flow first maps it to zero mean
+    and unit variance per feature with a fixed affine map whose log-determinant is included, as the trainer
+    does (``data_shift``/``data_scale`` give the map directly). Without either the flow sees raw data: a
+    spline flow on data far outside ``[-bound, bound]`` is then the identity there.
+
+    ``max_log_scale``: the affine couplings' (and MAF's) log-scale is ``max * tanh(raw / max)``.
     ``image_hw``: the vectors are flattened single-channel images; coupling masks are then RealNVP's
     checkerboards instead of alternating features (and the conditioners are MLPs over the whole image).
-    ``multiscale_realnvp`` / ``multiscale_glow`` (images only): :class:`MultiScaleFlow` with convolutional
-    couplings, squeezes and splits over ``num_scales`` scales, ``num_layers`` couplings per stage,
-    ``hidden[0]`` maps in each conditioner, and one scalar shift/scale (the means of ``data_shift``/``scale``).
+    Multi-scale flows take one scalar shift/scale (the means of ``data_shift``/``data_scale``).
     """
+    if data is not None:
+        if data_shift is not None or data_scale is not None:
+            raise ValueError("pass either data or data_shift/data_scale, not both")
+        x = np.asarray(data, np.float64).reshape(len(data), -1)
+        if x.shape[1] != dim:
+            raise ValueError(f"data has {x.shape[1]} features, the flow {dim}")
+        data_shift, data_scale = x.mean(0), np.maximum(x.std(0), 1e-6)
     if kind in MULTISCALE_FLOW_KINDS:
         if image_hw is None:
             raise ValueError(f"flow {kind!r} needs images (image_hw); use realnvp/glow/maf/spline for vectors")
@@ -499,7 +533,8 @@ def build_flow(kind: str, dim: int, *, num_layers: int = 8, hidden: Sequence[int
         shift = 0.0 if data_shift is None else float(np.mean(data_shift))
         scale = 1.0 if data_scale is None else float(np.mean(data_scale))
         return MultiScaleFlow(kind[len("multiscale_"):], (*image_hw, 1), num_scales=num_scales,
-                              steps=num_layers, hidden=int(hidden[0]), data_shift=shift, data_scale=scale)
+                              steps=num_layers, hidden=int(hidden[0]), data_shift=shift, data_scale=scale,
+                              max_log_scale=max_log_scale)
     layers = []
     for i in range(num_layers):
         if image_hw is not None:
@@ -507,15 +542,16 @@ def build_flow(kind: str, dim: int, *, num_layers: int = 8, hidden: Sequence[int
         else:
             mask = tuple(alternating_mask(dim, i % 2).tolist())
         if kind == "realnvp":
-            layers.append(AffineCoupling(mask, hidden))
+            layers.append(AffineCoupling(mask, hidden, max_log_scale))
         elif kind == "glow":
-            layers += [ActNorm(), InvertibleLinearLU(dim, seed=i), AffineCoupling(mask, hidden)]
+            layers += [ActNorm(), InvertibleLinearLU(dim, seed=i), AffineCoupling(mask, hidden, max_log_scale)]
         elif kind == "maf":
-            layers += [MaskedAutoregressiveAffine(dim, hidden)] + ([Reverse()] if i < num_layers - 1 else [])
+            layers += ([MaskedAutoregressiveAffine(dim, hidden, max_log_scale)]
+                       + ([Reverse()] if i < num_layers - 1 else []))
         elif kind == "spline":
             layers += [InvertibleLinearLU(dim, seed=i), SplineCoupling(mask, hidden, num_bins, bound)]
         else:
             raise ValueError(f"unknown flow kind {kind!r}; known: {list(FLOW_KINDS + MULTISCALE_FLOW_KINDS)}")
-    shift = None if data_shift is None else tuple(float(v) for v in data_shift)
-    scale = None if data_scale is None else tuple(float(v) for v in data_scale)
-    return Flow(tuple(layers), data_shift=shift, data_scale=scale)
+    shift = None if data_shift is None else tuple(float(v) for v in np.asarray(data_shift))
+    scale = None if data_scale is None else tuple(float(v) for v in np.asarray(data_scale))
+    return Flow(tuple(layers), data_shift=shift, data_scale=scale, dim=dim)

@@ -23,7 +23,14 @@ def load_config_file(path: str | Path, variant: str = "") -> ml_collections.Conf
     return module.get_config(variant)
 
 
-def default_config() -> ml_collections.ConfigDict:
+def default_config(family: str = "vae") -> ml_collections.ConfigDict:
+    """The engine's settings (seed, data, optim, train, eval) with ``family``'s own sections merged in: its
+    ``model`` block (only that family's settings), and its ``loss`` / ``eval`` keys and default ``evals``.
+
+    ``evals`` chooses the evaluations run at the end of training (big_vision's ``config.evals``):
+    ``name -> {type, options}`` with a type of :data:`gen_jax.train.evaluators.EVALUATORS`."""
+    from gen_jax.families import get_family
+
     c = ml_collections.ConfigDict()
     c.seed = 0
 
@@ -36,75 +43,54 @@ def default_config() -> ml_collections.ConfigDict:
     c.data.toy_num_eval = 10_000  # ... and of the valid / test splits
     c.data.text_file = ""  # text dataset "words": "" = /usr/share/dict/american-english (gen_jax.data.text)
 
-    c.model = ml_collections.ConfigDict()
-    c.model.family = "vae"
-    c.model.architecture = "mlp"  # mlp | conv
-    c.model.latent_dim = 16
-    c.model.hidden = (256, 128)
-    c.model.conv_channels = (32, 64)
-    c.model.likelihood = "discretized_logistic"  # bernoulli | gaussian | discretized_logistic
-    c.model.conditional = False
-    c.model.prior = "normal"  # family "vae": normal | vampprior (Tomczak & Welling 2018)
-    c.model.num_pseudo_inputs = 500  # ... the VampPrior's learned pseudo-inputs
-    # family "flow": realnvp | glow | maf | spline | multiscale_realnvp | multiscale_glow
-    # (gen_jax.models.flows.build_flow); hidden is per conditioner
-    c.model.flow = "spline"
-    c.model.num_layers = 8
-    c.model.num_bins = 8
-    c.model.spline_bound = 4.0
-    c.model.num_scales = 2  # flows multiscale_realnvp / multiscale_glow (images): squeeze-and-split scales
-    c.model.pixelcnn_channels = 64  # family "pixelcnn" (model.num_layers gated layers)
-    c.model.pixelcnn_output = "categorical"  # categorical | logistic_mixture (more than 2 levels)
-    c.model.pixelcnn_dilations = (1,)  # dilation of gated layers 1, 2, ... in turn, repeated (layer 0: none)
-    c.model.made_direct_connections = True  # family "made": masked input -> output weights too
-    c.model.num_masks = 1  # family "made": connectivities for order-agnostic training (ensembled at test)
-    c.model.transformer_dim = 128  # family "transformer" (model.num_layers blocks): width
-    c.model.num_heads = 4  # ... and attention heads
-    c.model.dropout = 0.0  # family "transformer": dropout rate during training
-    c.model.sample_temperatures = (0.5, 1.0, 1.5)  # family "transformer": the sample picture's columns
-
-    c.loss = ml_collections.ConfigDict()
-    c.loss.beta = 1.0
-    c.loss.num_importance_samples = 1  # k > 1 trains on the IWAE bound (Burda et al. 2016) instead of the ELBO
-
-    c.optim = ml_collections.ConfigDict()
-    c.optim.name = "adam"
-    c.optim.learning_rate = 1e-3
-    c.optim.schedule = "cosine"
-    c.optim.warmup_steps = 0
-    c.optim.weight_decay = 0.0
-    c.optim.grad_clip_norm = 0.0
-    c.optim.b1 = 0.9
-    c.optim.b2 = 0.999
+    c.optim = ml_collections.ConfigDict(OPTIM_DEFAULTS)
 
     c.train = ml_collections.ConfigDict()
     c.train.steps = 3000
     c.train.batch_size = 128
     c.train.num_devices = 0  # 0 = all local devices
     c.train.ema_decay = 0.0  # 0 = no EMA of parameters
-    c.train.log_every = 100
-    c.train.checkpoint_every = 1000
-    c.train.sample_every = 1000
+    c.train.log_every = 100  # 0 = only at checkpoints
+    c.train.checkpoint_every = 1000  # 0 = only at the end (and on a stop request)
+    c.train.sample_every = 1000  # 0 = never during training (samples.png is still drawn at the end)
     c.train.num_sample_images = 64
-    c.train.max_checkpoints = 3
+    c.train.max_checkpoints = 3  # >= 1
     c.train.progress_bar = True
 
     c.eval = ml_collections.ConfigDict()
     c.eval.batch_size = 500
     c.eval.num_examples = 0  # evaluate on the first n examples of the split; 0 = all
-    c.eval.num_importance_samples = 0  # k of the IWAE bound at the end of training; 0 = ELBO only
-    c.eval.importance_chunk = 100
-    c.eval.impute_samples = 8  # autoregressive imputation: draws averaged into the reported fill
-    # Model selection (early stopping): every select_every steps (0 = never) the params are scored on
-    # select_split (first select_num_examples examples, 0 = all; for latent-variable models by the IWAE
-    # bound with k = select_importance_samples); the best are kept in <workdir>/best and are the ones
-    # evaluated at the end. Training stops after select_patience scores without improvement (0 = never).
+    # Model selection (early stopping): every select_every steps (0 = never) the params are scored by the
+    # family's log-likelihood on select_split (first select_num_examples examples, 0 = all; a bound's
+    # estimator with num_samples = select_importance_samples); the best are kept in <workdir>/best and are the
+    # ones evaluated at the end. Training stops after select_patience scores without improvement (0 = never).
     c.eval.select_every = 0
     c.eval.select_split = "valid"
     c.eval.select_num_examples = 0
     c.eval.select_importance_samples = 1
     c.eval.select_patience = 0
+
+    c.evals = ml_collections.ConfigDict()
+    sections = get_family(family).config_defaults()
+    for name in sections.keys():
+        if name in c and isinstance(c[name], ml_collections.ConfigDict):
+            for key, value in sections[name].items():
+                c[name][key] = value
+        else:
+            c[name] = sections[name]
     return c
+
+
+OPTIM_DEFAULTS = dict(
+    name="adam",  # adam | adamw | sgd
+    learning_rate=1e-3,
+    schedule="cosine",  # constant | cosine | warmup_cosine
+    warmup_steps=0,
+    weight_decay=0.0,
+    grad_clip_norm=0.0,  # 0 = no clipping
+    b1=0.9,
+    b2=0.999,
+)
 
 
 def smoke_train_settings(c: ml_collections.ConfigDict, *, steps: int = 10, batch_size: int = 32
@@ -119,13 +105,21 @@ def smoke_train_settings(c: ml_collections.ConfigDict, *, steps: int = 10, batch
     c.train.num_sample_images = 16
     c.train.progress_bar = False
     c.eval.num_examples = 200
-    c.eval.num_importance_samples = 0
+    # Smoke runs evaluate with each estimator's default (the ELBO for a VAE): many-sample bounds are dropped.
+    for name in list(c.evals.keys()):
+        if c.evals[name].type == "log_likelihood" and c.evals[name].get("num_samples", 0) > 1:
+            del c.evals[name]
     return c
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
-    """Raises ``KeyError`` naming any key the defaults do not have (a typo would otherwise be ignored)."""
-    reference = default_config()
+    """Raises ``KeyError`` naming any key the defaults of the config's family do not have (a typo, or another
+    family's setting, would otherwise be ignored), and any evaluator option its type does not take."""
+    from gen_jax.train.evaluators import check_evals
+
+    if "model" not in config or "family" not in config.model:
+        raise KeyError("the config has no model.family")
+    reference = default_config(config.model.family)
 
     def walk(cfg, ref, prefix):
         for key in cfg.keys():
@@ -134,4 +128,52 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
             if isinstance(cfg[key], ml_collections.ConfigDict):
                 walk(cfg[key], ref[key], f"{prefix}{key}.")
 
-    walk(config, reference, "")
+    evals = config.get("evals", ml_collections.ConfigDict())
+    with config.unlocked():
+        del config["evals"]
+        try:
+            walk(config, reference, "")
+        finally:
+            config.evals = evals
+    check_evals(config.evals)
+
+
+# Keys of the single flat model block that configs had before each family had its own section (resume and
+# restore of older workdirs): old name -> new name, per family; other families' keys are dropped.
+_RENAMED = {"pixelcnn": {"pixelcnn_channels": "channels", "pixelcnn_output": "output",
+                         "pixelcnn_dilations": "dilations"},
+            "made": {"made_direct_connections": "direct_connections"},
+            "transformer": {"transformer_dim": "dim"}}
+
+
+def upgrade_config_dict(d: dict) -> dict:
+    """A ``config.json`` written before the per-family config sections (no ``evals``) in today's layout, with
+    the same meaning: the family's own model keys (renamed where they were prefixed), its loss block, and the
+    end-of-training evaluations it ran as ``evals``. Newer dicts are returned unchanged."""
+    if "evals" in d:
+        return d
+    import copy
+
+    from gen_jax.data.toy2d import TOY_DATASETS
+
+    d = copy.deepcopy(d)
+    family = d["model"]["family"]
+    own = default_config(family)
+    renamed = _RENAMED.get(family, {})
+    model = {renamed.get(k, k): v for k, v in d["model"].items()}
+    ev = d.get("eval", {})
+    if family == "pixelcnn" and "impute_samples" in ev:
+        model["impute_samples"] = ev["impute_samples"]
+    d["model"] = {k: v for k, v in model.items() if k in own.model}
+    if "loss" in d and "loss" not in own:
+        del d["loss"]
+    k = ev.pop("num_importance_samples", 0)
+    ev.pop("impute_samples", None)
+    if family != "vae":
+        ev.pop("importance_chunk", None)
+    d["evals"] = own.evals.to_dict()
+    if family == "flow" and d["data"]["name"] in TOY_DATASETS:  # the old flow evaluation on vectors
+        d["evals"]["two_sample"] = {"type": "two_sample", "num_samples": 5000}
+    if family == "vae" and k > 1:
+        d["evals"]["iwae"] = {"type": "log_likelihood", "num_samples": k}
+    return d

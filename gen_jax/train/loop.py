@@ -1,37 +1,44 @@
 """The training loop: ``run(config, workdir)`` trains, checkpoints, logs, draws samples and evaluates.
 
-Restarting ``run`` on the same workdir resumes from the latest checkpoint (parameters, optimizer state,
-step and data position); because every step's key is ``fold_in(loop_key, step)``, the resumed run replays the
-uninterrupted one exactly.
+Restarting ``run`` on the same workdir resumes from the latest intact checkpoint (parameters, optimizer
+state, auxiliary state, step and data position); because every step's key is ``fold_in(loop_key, step)``, the
+resumed run replays the uninterrupted one exactly. The loop never names a family: it reaches them through
+the registry (:mod:`gen_jax.families`) and their common interface.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from tqdm import tqdm
 
 from gen_jax.data.images import IMAGE_DATASETS, load_image_dataset
-from gen_jax.data.toy2d import TOY_DATASETS
-from gen_jax.data.text import TEXT_DATASETS, load_text_dataset
-from gen_jax.data.vectors import load_toy_dataset
 from gen_jax.data.iterator import BatchIterator
-from gen_jax.train.checkpoint import CheckpointStore
-from gen_jax.train.config import validate_config
+from gen_jax.data.text import TEXT_DATASETS, load_text_dataset
+from gen_jax.data.toy2d import TOY_DATASETS
+from gen_jax.data.vectors import load_toy_dataset
+from gen_jax.families import build_family
+from gen_jax.families.base import Family
+from gen_jax.train.checkpoint import CheckpointStore, has_checkpoint
+from gen_jax.train.config import upgrade_config_dict, validate_config
+from gen_jax.train.evaluators import (build_evaluators, log_likelihood_options, run_evaluators,
+                                      split_log_likelihood)
 from gen_jax.train.metrics import MetricWriter, check_finite
-from gen_jax.train.optim import check_optim_config, make_optimizer
-from gen_jax.train.parallel import (AXIS_NAME, check_divisible, compile_step, replicate,
+from gen_jax.train.optim import check_optim_config
+from gen_jax.train.parallel import (AXIS_NAME, check_divisible, check_replicas_agree, compile_step, replicate,
                                     resolve_num_devices, unreplicate)
-from gen_jax.train.state import TrainState, create_train_state
-from gen_jax.train.step import make_train_step
-from gen_jax.train.tasks import Task, build_task
+from gen_jax.train.state import TrainState
+from gen_jax.train.workdir import WorkdirLock, keep_file_name, write_text_atomic
 from gen_jax.viz import save_image_grid
 
 
@@ -55,20 +62,49 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
     return dict(zip(("init", "loop", "sample", "eval"), jax.random.split(jax.random.key(seed), 4)))
 
 
-def init_state(config, task: Task, train_data, optimizer) -> TrainState:
+def init_state(config, family: Family, train_data) -> TrainState:
     """The fresh state, from ``config.seed`` alone."""
     example = {k: v[:2] for k, v in train_data.arrays().items()}
-    params = task.init_params(run_keys(config.seed)["init"], example)
-    return create_train_state(params, optimizer, ema=config.train.ema_decay > 0)
+    return family.trainer.init_state(run_keys(config.seed)["init"], example)
 
 
-def _write_samples(task: Task, state: TrainState, rng, config, path: Path, title: str) -> None:
+def check_run_config(config: ml_collections.ConfigDict) -> None:
+    """Settings that would fail (or silently do nothing useful) only after work had been done: errors now."""
+    t, e = config.train, config.eval
+    rules = [("train.steps", t.steps >= 1, ">= 1"), ("train.batch_size", t.batch_size >= 1, ">= 1"),
+             ("train.max_checkpoints", t.max_checkpoints >= 1,
+              ">= 1 (0 would delete every checkpoint as soon as it is written)"),
+             ("train.log_every", t.log_every >= 0, ">= 0 (0 = only at checkpoints)"),
+             ("train.checkpoint_every", t.checkpoint_every >= 0, ">= 0 (0 = only at the end)"),
+             ("train.sample_every", t.sample_every >= 0, ">= 0 (0 = never during training)"),
+             ("train.num_sample_images", t.num_sample_images >= 1, ">= 1"),
+             ("train.ema_decay", 0.0 <= t.ema_decay < 1.0, "in [0, 1)"),
+             ("eval.batch_size", e.batch_size >= 1, ">= 1"), ("eval.num_examples", e.num_examples >= 0, ">= 0"),
+             ("eval.select_every", e.select_every >= 0, ">= 0"),
+             ("eval.select_patience", e.select_patience >= 0, ">= 0"),
+             ("eval.select_importance_samples", e.select_importance_samples >= 1, ">= 1")]
+    for name, ok, what in rules:
+        if not ok:
+            section, key = name.split(".")
+            raise ValueError(f"{name}={config[section][key]!r} is invalid: it must be {what}")
+    blocks = [config.optim] if "name" in config.optim else [config.optim[p] for p in config.optim.keys()]
+    for block in blocks:
+        check_optim_config(block)
+
+
+def _every(done: int, every: int) -> bool:
+    return bool(every) and done % every == 0
+
+
+def _write_samples(family: Family, state: TrainState, rng, config, path: Path, title: str) -> None:
     params = state.eval_params
-    if task.picture is not None:
-        task.picture(params, rng, path, title)
+    if family.picture is not None:
+        family.picture(params, rng, path, title)
         return
-    images = np.asarray(task.sample(params, rng, config.train.num_sample_images))
-    save_image_grid(images, path, title=title)
+    if family.sample is None or not family.num_levels:
+        return  # neither a picture of its own nor images to put in a grid
+    images = np.asarray(family.sample(params, rng, config.train.num_sample_images), np.float32)
+    save_image_grid(images / (family.num_levels - 1), path, title=title)
 
 
 class _BestParams:
@@ -105,8 +141,9 @@ class _BestParams:
 
 
 # What a checkpoint is bound to: resuming under other values would load its parameters into another model,
-# or go on training them on another training set.
-RESUME_BOUND_KEYS = ("seed", "data.name", "data.toy_num_train", "data.text_file")
+# go on training them on another training set, or (batch size) replay the data from a position counted in
+# batches of another size.
+RESUME_BOUND_KEYS = ("seed", "data.name", "data.toy_num_train", "data.text_file", "train.batch_size")
 RESUME_BOUND_PREFIXES = ("model.",)
 
 
@@ -127,45 +164,91 @@ def config_changes(old: dict, new: dict) -> list[tuple[str, object, object]]:
     return [(k, a[k], b[k]) for k in sorted(a.keys() & b.keys()) if a[k] != b[k]]
 
 
-def _check_resume_config(workdir: Path, config: ml_collections.ConfigDict, step: int) -> None:
-    """Resuming ``workdir`` at ``step`` under ``config``: raises if a setting the checkpoint is bound to
-    changed (naming it, before anything is written); other changes (more steps, another schedule) are
-    allowed, printed, and the previous ``config.json`` is kept as ``config.before_step_<step>.json``."""
+def _read_config_json(path: Path) -> dict:
+    try:
+        return upgrade_config_dict(json.loads(path.read_text()))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); restore it from config.before_step_*.json or "
+                         f"delete it to resume under the current config") from e
+
+
+def _check_resume(workdir: Path, config: ml_collections.ConfigDict, step: int, target: TrainState,
+                  train_data) -> tuple[list, str | None]:
+    """Checks resuming ``workdir`` (latest checkpoint ``step``) under ``config`` and writes nothing. Raises if
+    a setting the checkpoint is bound to changed, or if a change alters the train state's structure (an
+    optimizer with(out) gradient clipping, another optimizer, an EMA switched on or off), naming it. Returns
+    the allowed changes and the previous config's text (kept once the restore succeeds)."""
     path = workdir / "config.json"
     if not path.exists():
-        return
-    previous = path.read_text()
-    changes = config_changes(json.loads(previous), json.loads(config.to_json_best_effort()))
+        return [], None
+    previous = _read_config_json(path)
+    changes = config_changes(previous, json.loads(config.to_json_best_effort()))
     if not changes:
-        return
+        return [], None
     listed = "; ".join(f"{k}: {o!r} -> {n!r}" for k, o, n in changes)
     bound = [k for k, _, _ in changes if k in RESUME_BOUND_KEYS or k.startswith(RESUME_BOUND_PREFIXES)]
     if bound:
         raise ValueError(f"{workdir} holds a checkpoint at step {step} of a run with other {', '.join(bound)} "
                          f"({listed}); resume it with its own settings, or train in a new workdir")
-    kept = workdir / f"config.before_step_{step:07d}.json"
-    kept.write_text(previous)
-    print(f"resuming {workdir} at step {step} with changed settings ({listed}); the previous config is kept "
-          f"in {kept.name}", flush=True)
+    old_config = ml_collections.ConfigDict(previous)
+    old_state = jax.eval_shape(lambda: init_state(old_config, build_family(old_config, train_data), train_data))
+    new_state = jax.eval_shape(lambda: target)
+    same = (jax.tree.structure(old_state) == jax.tree.structure(new_state)
+            and all(a.shape == b.shape and a.dtype == b.dtype
+                    for a, b in zip(jax.tree.leaves(old_state), jax.tree.leaves(new_state))))
+    if not same:
+        raise ValueError(f"{workdir} holds a checkpoint at step {step} whose train state has another structure "
+                         f"than these settings give ({listed}): the optimizer state or EMA cannot be carried "
+                         f"over; resume with the checkpoint's settings, or train in a new workdir")
+    return changes, path.read_text()
+
+
+def _move_damaged(workdir: Path, damaged: list) -> None:
+    """Moves damaged checkpoints out of the store (kept, not deleted) so new ones can take their steps."""
+    target = workdir / "checkpoints_damaged"
+    target.mkdir(exist_ok=True)
+    for step, error in damaged:
+        dest = keep_file_name(target / str(step))
+        os.replace(workdir / "checkpoints" / str(step), dest)
+        print(f"checkpoint at step {step} is damaged ({error}); moved to {dest}, resuming from the newest intact "
+              f"one", flush=True)
+
+
+class _Preempted(Exception):
+    """SIGTERM during the final evaluation: stop now (training is checkpointed), evaluate on the restart."""
 
 
 def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
         stop_requested: Callable[[int], bool] | None = None) -> dict:
-    """Trains ``config`` in ``workdir`` (resuming if it holds checkpoints) and returns the final metrics.
+    """Trains ``config`` in ``workdir`` (resuming if it holds checkpoints) and returns the results.
+
+    The workdir is locked for the whole run (a second process on it is refused, naming the holder); every
+    setting is checked before anything is written.
 
     Args:
       config: a config built on :func:`gen_jax.train.config.default_config`.
       workdir: where checkpoints, ``metrics.jsonl``, TensorBoard events and PNGs go.
       stop_requested: called with the step after each step; ``True`` checkpoints and returns early (as a
-        SIGTERM does: preemption-safe).
+        SIGTERM or a first Ctrl-C does: preemption-safe; a second Ctrl-C interrupts at once).
     Returns:
-      dict of the last logged training metrics and, if training finished, the evaluation metrics; after a
-      stop request or SIGTERM, ``interrupted_at_step`` instead of evaluation metrics.
+      ``{"train": last logged training metrics, "eval": evaluation metrics, "step": final step}``; after a
+      stop, ``interrupted_at_step`` (and ``interrupted_during="evaluation"`` if it came then) instead of
+      ``eval``.
     """
     validate_config(config)
-    check_optim_config(config.optim)
+    check_run_config(config)
     workdir = Path(workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise NotADirectoryError(f"workdir {workdir} exists and is not a directory")
     workdir.mkdir(parents=True, exist_ok=True)
+    lock = WorkdirLock(workdir)
+    try:
+        return _run_locked(config, workdir, stop_requested)
+    finally:
+        lock.release()
+
+
+def _run_locked(config, workdir: Path, stop_requested) -> dict:
     train_data = load_data(config, "train")
     eval_data = load_data(config, config.data.eval_split)
     if config.eval.num_examples:
@@ -179,136 +262,202 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
         if config.eval.select_num_examples:
             select_data = select_data.take(config.eval.select_num_examples)
 
-    task = build_task(config, train_data)
-    if select_every and task.select_score is None:
-        raise ValueError(f"eval.select_every={select_every} but model.family {config.model.family!r} has no "
-                         "selection score; set eval.select_every=0")
-    optimizer = make_optimizer(config.optim, config.train.steps)
-    state = init_state(config, task, train_data, optimizer)
+    family = build_family(config, train_data)
+    evaluators = build_evaluators(config, family)
+    select_options = {}
+    if select_every:
+        if family.log_prob is None:
+            raise ValueError(f"eval.select_every={select_every} but model.family {family.name!r} has no "
+                             "log-likelihood to select by; set eval.select_every=0")
+        k = config.eval.select_importance_samples
+        select_options = log_likelihood_options(family, k if k > 1 else 0)
+    state = init_state(config, family, train_data)
     keys = run_keys(config.seed)
     batches = BatchIterator(train_data.arrays(), config.train.batch_size, seed=config.seed,
                             num_devices=num_devices)
     checkpoints = CheckpointStore(workdir / "checkpoints", max_to_keep=config.train.max_checkpoints)
-    if checkpoints.latest_step() is not None:
-        try:
-            _check_resume_config(workdir, config, checkpoints.latest_step())
-        except ValueError:
-            checkpoints.close()
-            raise
-        state, position = checkpoints.restore(state)
-        batches.set_state(position)
-    start = int(state.step)
-    best = _BestParams(workdir / "best", select_every, config.eval.select_patience, start) if select_every else None
-    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
-
-    ema = config.train.ema_decay or None
-    if task.make_step is not None:
-        per_device = task.make_step(optimizer, ema, AXIS_NAME if num_devices > 1 else None)
-    else:
-        per_device = make_train_step(task.loss_fn, optimizer, ema_decay=ema,
-                                     axis_name=AXIS_NAME if num_devices > 1 else None)
-    step_fn = compile_step(per_device, num_devices)
-
-    terminated = []
-    previous_handler = signal.signal(signal.SIGTERM, lambda *_: terminated.append(True))
-    writer = MetricWriter(workdir, resume_step=start)
-    cfg = config.train
-    last: dict = {}
+    best = writer = None
+    handlers = {}
     try:
-        device_state = replicate(state, num_devices)
-        pbar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not cfg.progress_bar,
-                    dynamic_ncols=True)
-        t0, steps_since = time.perf_counter(), 0
-        for step in pbar:
-            if best is not None and best.patience_exhausted:
-                break
-            device_state, metrics = step_fn(device_state, next(batches), keys["loop"])
-            done = step + 1
-            steps_since += 1
-            stop = bool(terminated) or (stop_requested is not None and stop_requested(done))
-            checkpoint_now = done % cfg.checkpoint_every == 0 or done == cfg.steps or stop
-            if done % cfg.log_every == 0 or checkpoint_now:
-                host = {k: float(v) for k, v in jax.device_get(unreplicate(metrics, num_devices)).items()}
-                check_finite(done, host)  # before any checkpoint of this step is written
-                elapsed = time.perf_counter() - t0
-                host["steps_per_sec"] = steps_since / elapsed
-                t0, steps_since = time.perf_counter(), 0
-                writer.write(done, host)
-                pbar.set_postfix(loss=f"{host['loss']:.3f}", steps_s=f"{host['steps_per_sec']:.1f}")
-                last = host
-            if checkpoint_now:
-                checkpoints.save(done, unreplicate(device_state, num_devices), batches.get_state())
-            if done % cfg.sample_every == 0:
-                _write_samples(task, unreplicate(device_state, num_devices), jax.random.fold_in(keys["sample"], done),
-                               config, workdir / "samples" / f"step_{done:07d}.png", f"step {done}")
-            if best is not None and (done % select_every == 0 or done == cfg.steps):
-                host_state = unreplicate(device_state, num_devices)
-                score = float(task.select_score(host_state.eval_params, select_data,
-                                                jax.random.fold_in(keys["eval"], done)))
-                check_finite(done, {f"select/{config.eval.select_split}": score})
-                best.update(done, score, host_state)
-                writer.write(done, {f"select/{config.eval.select_split}": score, "select/best": best.score,
-                                    "select/best_step": best.step})
-                if best.patience_exhausted and not checkpoint_now:  # early stop: a restart stops too
-                    checkpoints.save(done, host_state, batches.get_state())
-            if stop:
-                return {**last, "interrupted_at_step": done}
-        state = unreplicate(device_state, num_devices)
-        results = {}
-        if best is not None and best.step is not None:
-            state = best.restore(state)
-            results.update(selected_step=best.step, select_score=best.score)
-        results.update(task.evaluate(state.eval_params, eval_data, keys["eval"]))
-        results["step"] = int(state.step)
-        writer.write(int(state.step), {f"eval/{k}": v for k, v in results.items() if k != "step"})
-        (workdir / "eval.json").write_text(json.dumps(results, indent=2))
-        _write_samples(task, state, keys["sample"], config, workdir / "samples.png",
-                       f"{config.model.family} on {config.data.name}, step {int(state.step)}")
-        return {**last, **results}
+        last_checkpoint = None
+        if checkpoints.latest_step() is not None:
+            changes, previous = _check_resume(workdir, config, checkpoints.latest_step(), state, train_data)
+            state, position, last_checkpoint, damaged = checkpoints.restore_latest_intact(state)
+            if damaged:
+                checkpoints.close()
+                _move_damaged(workdir, damaged)
+                checkpoints = CheckpointStore(workdir / "checkpoints", max_to_keep=config.train.max_checkpoints)
+            batches.set_state(position)
+            if position.get("num_devices", num_devices) != num_devices:
+                print(f"resuming {workdir} on {num_devices} device(s); its checkpoint was written on "
+                      f"{position['num_devices']}: the run goes on, but is not bit-identical to one that stayed "
+                      f"on {position['num_devices']} (reductions group differently)", flush=True)
+            if changes:
+                kept = keep_file_name(workdir / f"config.before_step_{last_checkpoint:07d}.json")
+                write_text_atomic(kept, previous)
+                listed = "; ".join(f"{k}: {o!r} -> {n!r}" for k, o, n in changes)
+                print(f"resuming {workdir} at step {last_checkpoint} with changed settings ({listed}); the "
+                      f"previous config is kept in {kept.name}", flush=True)
+        start = int(state.step)
+        if select_every:
+            best = _BestParams(workdir / "best", select_every, config.eval.select_patience, start)
+        write_text_atomic(workdir / "config.json", config.to_json_best_effort(indent=2))
+
+        def position():
+            return {**batches.get_state(), "num_devices": num_devices}
+
+        phase = {"now": "training"}
+        stops: list[int] = []
+
+        def on_signal(signum, frame):
+            if phase["now"] == "evaluation" and signum == signal.SIGTERM:
+                raise _Preempted()
+            if signum == signal.SIGINT and (stops or phase["now"] == "evaluation"):
+                raise KeyboardInterrupt  # a second Ctrl-C: now
+            stops.append(signum)
+
+        if threading.current_thread() is threading.main_thread():
+            handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        writer = MetricWriter(workdir, resume_step=start)
+        cfg = config.train
+        last: dict = {}
+        trainer = family.trainer
+        if trainer.fit is not None:
+            if start == 0:
+                t0 = time.perf_counter()
+                state, metrics = trainer.fit(state, train_data.arrays(), keys["loop"])
+                state = state.replace(step=jnp.ones((), jnp.int32))
+                last = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                check_finite(1, last, last_checkpoint=None)
+                last["fit_seconds"] = time.perf_counter() - t0
+                writer.write(1, last)
+                checkpoints.save(1, state, position())
+        else:
+            step_fn = compile_step(trainer.make_step(AXIS_NAME if num_devices > 1 else None), num_devices,
+                                   guard=True)
+            device_state = replicate(state, num_devices)
+            first_bad = replicate(jnp.array(-1, jnp.int32), num_devices)
+            pbar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not cfg.progress_bar,
+                        dynamic_ncols=True)
+            t0, steps_since = time.perf_counter(), 0
+            for step in pbar:
+                if best is not None and best.patience_exhausted:
+                    break
+                device_state, metrics, first_bad = step_fn(device_state, next(batches), keys["loop"], first_bad)
+                done = step + 1
+                steps_since += 1
+                requested = stop_requested is not None and stop_requested(done)
+                stop = requested or bool(stops)
+                checkpoint_now = _every(done, cfg.checkpoint_every) or done == cfg.steps or stop
+                selecting = best is not None and (done % select_every == 0 or done == cfg.steps)
+                if _every(done, cfg.log_every) or checkpoint_now or selecting:
+                    host = {k: float(v) for k, v in jax.device_get(unreplicate(metrics, num_devices)).items()}
+                    bad = int(unreplicate(first_bad, num_devices))
+                    # before any checkpoint of this step is written
+                    check_finite(done, host, first_bad_step=bad if bad >= 0 else None,
+                                 last_checkpoint=last_checkpoint)
+                    elapsed = time.perf_counter() - t0
+                    host["steps_per_sec"] = steps_since / elapsed
+                    t0, steps_since = time.perf_counter(), 0
+                    writer.write(done, host)
+                    if "loss" in host:
+                        pbar.set_postfix(loss=f"{host['loss']:.3f}", steps_s=f"{host['steps_per_sec']:.1f}")
+                    last = host
+                if checkpoint_now:
+                    check_replicas_agree(device_state.aux, num_devices, "state.aux")
+                    checkpoints.save(done, unreplicate(device_state, num_devices), position())
+                    last_checkpoint = done
+                if _every(done, cfg.sample_every):
+                    _write_samples(family, unreplicate(device_state, num_devices),
+                                   jax.random.fold_in(keys["sample"], done), config,
+                                   workdir / "samples" / f"step_{done:07d}.png", f"step {done}")
+                if selecting:
+                    host_state = unreplicate(device_state, num_devices)
+                    score = split_log_likelihood(family, host_state.eval_params, select_data,
+                                                 jax.random.fold_in(keys["eval"], done),
+                                                 batch_size=config.eval.batch_size, **select_options)["nll"]
+                    check_finite(done, {f"select/{config.eval.select_split}": score},
+                                 last_checkpoint=last_checkpoint)
+                    best.update(done, score, host_state)
+                    writer.write(done, {f"select/{config.eval.select_split}": score, "select/best": best.score,
+                                        "select/best_step": best.step})
+                    if best.patience_exhausted and not checkpoint_now:  # early stop: a restart stops too
+                        checkpoints.save(done, host_state, position())
+                        last_checkpoint = done
+                if stop:
+                    return {"train": last, "interrupted_at_step": done}
+            state = unreplicate(device_state, num_devices)
+
+        phase["now"] = "evaluation"
+        try:
+            results = {}
+            if best is not None and best.step is not None:
+                state = best.restore(state)
+                results.update(selected_step=best.step, select_score=best.score)
+            results.update(run_evaluators(evaluators, family, state.eval_params, eval_data, keys["eval"]))
+            results["step"] = int(state.step)
+            writer.write(int(state.step), {f"eval/{k}": v for k, v in results.items()
+                                           if k != "step" and isinstance(v, (int, float))})
+            write_text_atomic(workdir / "eval.json", json.dumps(results, indent=2))
+            _write_samples(family, state, keys["sample"], config, workdir / "samples.png",
+                           f"{config.model.family} on {config.data.name}, step {int(state.step)}")
+        except _Preempted:
+            print(f"SIGTERM during the final evaluation: stopped; training is checkpointed at step "
+                  f"{int(state.step)}, run the same command to evaluate", flush=True)
+            return {"train": last, "interrupted_at_step": int(state.step), "interrupted_during": "evaluation"}
+        return {"train": last, "eval": results, "step": int(state.step)}
     finally:
-        writer.close()
+        for s, h in handlers.items():
+            signal.signal(s, h)
+        if writer is not None:
+            writer.close()
         checkpoints.close()
         if best is not None:
             best.close()
-        signal.signal(signal.SIGTERM, previous_handler)
 
 
 CHECKPOINT_CHOICES = ("latest", "best", "best_if_any")
 
 
 def resolve_checkpoint(workdir: str | Path, checkpoint: str) -> str:
-    """``latest`` or ``best``: ``best_if_any`` is ``best`` when the run made a model-selection pick."""
+    """``latest`` or ``best``: ``best_if_any`` is ``best`` when the run kept a model-selection pick (an empty
+    ``best/``, left by a run stopped before its first selection, does not count)."""
     if checkpoint not in CHECKPOINT_CHOICES:
         raise ValueError(f"checkpoint must be one of {CHECKPOINT_CHOICES}, got {checkpoint!r}")
     if checkpoint == "best_if_any":
-        return "best" if (Path(workdir) / "best").is_dir() else "latest"
+        return "best" if has_checkpoint(Path(workdir) / "best") else "latest"
     return checkpoint
 
 
 def restore_run(workdir: str | Path, split: str = "train", checkpoint: str = "latest"):
-    """Rebuilds ``(config, task, state, data)`` of a trained workdir from its config and a checkpoint:
+    """Rebuilds ``(config, family, state, data)`` of a trained workdir from its config and a checkpoint:
     ``latest`` (the end of training), ``best`` (the model-selection pick, see ``eval.select_every``) or
-    ``best_if_any``; ``data`` is ``split`` of the run's dataset. The task is built from the training split
-    whatever ``split`` is, so the restored model is the trained function."""
+    ``best_if_any``; ``data`` is ``split`` of the run's dataset. Read-only: it creates and changes nothing
+    (a damaged newest checkpoint is reported and the newest intact one restored).
+
+    The family is built from the training split whatever ``split`` is, as in :func:`run`: some models take
+    constants from it (a flow's input standardisation), so building them from another split would give
+    another function."""
     workdir = Path(workdir)
     checkpoint = resolve_checkpoint(workdir, checkpoint)
     config_path = workdir / "config.json"
     if not config_path.exists():
         raise FileNotFoundError(f"{config_path} does not exist: is {workdir} a gen_jax training workdir?")
-    config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
-    # The task is built from the training split, as in `run`: some models take constants from it (a flow's
-    # input standardisation), so building them from another split would give another function.
+    config = ml_collections.ConfigDict(_read_config_json(config_path))
     train_data = load_data(config, "train")
     data = train_data if split == "train" else load_data(config, split)
-    task = build_task(config, train_data)
-    optimizer = make_optimizer(config.optim, config.train.steps)
-    state = init_state(config, task, train_data, optimizer)
+    family = build_family(config, train_data)
+    state = init_state(config, family, train_data)
     directory = workdir / ("checkpoints" if checkpoint == "latest" else "best")
-    checkpoints = CheckpointStore(directory, max_to_keep=config.train.max_checkpoints)
-    if checkpoints.latest_step() is None:
-        hint = " (the run had no model selection: eval.select_every=0)" if checkpoint == "best" else ""
-        checkpoints.close()
+    if not has_checkpoint(directory):
+        hint = " (the run had no model selection, or stopped before its first: eval.select_every)" \
+            if checkpoint == "best" else ""
         raise FileNotFoundError(f"no checkpoint in {directory}{hint}")
-    state, _ = checkpoints.restore(state)
-    checkpoints.close()
-    return config, task, state, data
+    store = CheckpointStore(directory, create=False)
+    try:
+        state, _, step, damaged = store.restore_latest_intact(state)
+    finally:
+        store.close()
+    for bad_step, error in damaged:
+        print(f"warning: {error}; restored the newest intact checkpoint, step {step}", flush=True)
+    return config, family, state, data

@@ -6,18 +6,45 @@ import json
 import math
 from pathlib import Path
 
+from gen_jax.train.workdir import write_text_atomic
+
 
 class NonFiniteError(FloatingPointError):
     """Training produced NaN or inf; the run stopped before checkpointing it."""
 
 
-def check_finite(step: int, metrics: dict) -> None:
+def check_finite(step: int, metrics: dict, *, first_bad_step: int | None = None,
+                 last_checkpoint: int | None = None) -> None:
+    """Raises :class:`NonFiniteError` if ``first_bad_step`` is set or any metric is not finite, naming the
+    first non-finite step (the step's metrics are fetched only every ``log_every`` steps; the step function
+    records the first bad one on device) and what is kept."""
     bad = [k for k, v in metrics.items() if not math.isfinite(float(v))]
-    if bad:
-        raise NonFiniteError(
-            f"non-finite {', '.join(f'{k}={float(metrics[k])}' for k in bad)} at step {step}; stopped before "
-            f"writing a checkpoint, the last good one is kept (lower optim.learning_rate or set "
-            f"optim.grad_clip_norm)")
+    if not bad and first_bad_step is None:
+        return
+    first = first_bad_step if first_bad_step is not None else step
+    seen = (f"non-finite {', '.join(f'{k}={float(metrics[k])}' for k in bad)} at step {step}" if bad
+            else f"finite metrics at step {step}")
+    kept = (f"the last checkpoint, step {last_checkpoint}, is kept" if last_checkpoint is not None
+            else "no checkpoint had been written")
+    raise NonFiniteError(
+        f"training became non-finite at step {first} ({seen}); stopped before writing a checkpoint, {kept} "
+        f"(lower optim.learning_rate or set optim.grad_clip_norm)")
+
+
+def _parse_lines(path: Path) -> list[dict]:
+    """The records of a metrics file; a torn last line (a crash or full disk mid-write) is dropped, any other
+    unreadable line is an error naming the file and line."""
+    lines = [l for l in path.read_text().splitlines() if l.strip()]
+    out = []
+    for i, line in enumerate(lines):
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i == len(lines) - 1:
+                print(f"{path}: dropping a torn last line ({line[:60]!r})", flush=True)
+                continue
+            raise ValueError(f"{path} line {i + 1} is not JSON ({e}); fix or delete that line") from e
+    return out
 
 
 class MetricWriter:
@@ -30,13 +57,13 @@ class MetricWriter:
 
         self.path = Path(workdir) / "metrics.jsonl"
         if self.path.exists():
-            kept = [l for l in self.path.read_text().splitlines() if l and json.loads(l)["step"] <= resume_step]
-            self.path.write_text("".join(l + "\n" for l in kept))
+            kept = [r for r in _parse_lines(self.path) if r["step"] <= resume_step]
+            write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         self._file = self.path.open("a")
         self._tb = SummaryWriter(str(Path(workdir) / "tensorboard"), purge_step=resume_step + 1 or None)
 
     def write(self, step: int, metrics: dict) -> None:
-        scalars = {k: float(v) for k, v in metrics.items()}
+        scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) or hasattr(v, "dtype")}
         self._file.write(json.dumps({"step": step, **scalars}) + "\n")
         self._file.flush()
         for k, v in scalars.items():
@@ -49,4 +76,4 @@ class MetricWriter:
 
 def read_metrics(workdir: str | Path) -> list[dict]:
     path = Path(workdir) / "metrics.jsonl"
-    return [json.loads(l) for l in path.read_text().splitlines() if l] if path.exists() else []
+    return _parse_lines(path) if path.exists() else []

@@ -19,16 +19,29 @@ def make_schedule(cfg, total_steps: int) -> optax.Schedule:
 
 
 def check_optim_config(cfg) -> None:
-    """Raises for settings the optimizer would silently ignore. Called before training, not on restoring a
-    workdir, so runs trained before this check existed (their warm-up ignored) still restore."""
+    """Raises for settings the optimizer would silently ignore."""
     if cfg.warmup_steps and cfg.schedule != "warmup_cosine":
         raise ValueError(f"optim.warmup_steps={cfg.warmup_steps} needs optim.schedule='warmup_cosine' "
                          f"(got {cfg.schedule!r}, which has no warm-up)")
 
 
-def make_optimizer(cfg, total_steps: int) -> optax.GradientTransformation:
-    """``cfg``: ``name`` (adam/adamw/sgd), ``learning_rate``, ``schedule``, ``warmup_steps``,
-    ``weight_decay``, ``grad_clip_norm`` (0 = no clipping), ``b1``, ``b2``."""
+def make_optimizer(cfg=None, total_steps: int = 1, **settings) -> optax.GradientTransformation:
+    """An optax optimizer from a config block ``cfg`` and/or keyword ``settings`` (which override it; missing
+    ones take :data:`gen_jax.train.config.OPTIM_DEFAULTS`): ``name`` (adam/adamw/sgd), ``learning_rate``,
+    ``schedule`` over ``total_steps``, ``warmup_steps``, ``weight_decay``, ``grad_clip_norm`` (0 = no
+    clipping), ``b1``, ``b2``. ``make_optimizer(learning_rate=3e-4, grad_clip_norm=1.0)`` works without a
+    config; an unknown setting is an error."""
+    import ml_collections
+
+    from gen_jax.train.config import OPTIM_DEFAULTS
+
+    unknown = set(settings) - set(OPTIM_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown optimizer settings {sorted(unknown)}; known: {sorted(OPTIM_DEFAULTS)}")
+    base = dict(OPTIM_DEFAULTS) if cfg is None else {**OPTIM_DEFAULTS, **dict(cfg.items())}
+    cfg = ml_collections.ConfigDict({**base, **settings})
+    if settings:  # the loop checks a run's config before training (not on restore: old workdirs still load)
+        check_optim_config(cfg)
     lr = make_schedule(cfg, total_steps)
     if cfg.name == "adam":
         opt = optax.adam(lr, b1=cfg.b1, b2=cfg.b2)

@@ -11,13 +11,24 @@ import optax
 
 
 class TrainState(flax.struct.PyTreeNode):
-    """``params`` and ``opt_state`` are any pytrees: a GAN keeps ``{"generator": ..., "discriminator": ...}``
-    in both, each with its own optimizer; ``ema_params`` is ``None`` unless an EMA decay is configured."""
+    """``params`` and ``opt_state`` are any pytrees: a two-player family keeps ``{"generator": ...,
+    "discriminator": ...}`` in both, each player with its own optimizer; ``ema_params`` is ``None`` unless an
+    EMA decay is configured.
+
+    ``aux`` holds state that is not parameters (a replay buffer, normalisation statistics, a sampler's
+    chains); it checkpoints, restores and resumes with the rest. **Rule under pmap:** the state is replicated,
+    so a step must leave ``aux`` identical on every device: build it from values averaged (``lax.pmean``) or
+    gathered (``lax.all_gather``) over the device axis, and from the step's *shared* key
+    (``fold_in(rng, step)``, before the device index is folded in), never from per-device values alone. The
+    loop checks this at every checkpoint and stops, naming the leaf, if the copies differ (only device 0's
+    would otherwise be saved).
+    """
 
     step: jax.Array
     params: Any
     opt_state: Any
     ema_params: Any = None
+    aux: Any = None
 
     @property
     def eval_params(self) -> Any:
@@ -25,6 +36,7 @@ class TrainState(flax.struct.PyTreeNode):
         return self.ema_params if self.ema_params is not None else self.params
 
 
-def create_train_state(params: Any, optimizer: optax.GradientTransformation, *, ema: bool = False) -> TrainState:
+def create_train_state(params: Any, optimizer: optax.GradientTransformation, *, ema: bool = False,
+                       aux: Any = None) -> TrainState:
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params),
-                      ema_params=jax.tree.map(jnp.copy, params) if ema else None)
+                      ema_params=jax.tree.map(jnp.copy, params) if ema else None, aux=aux)

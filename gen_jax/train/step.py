@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import optax
 from jax import lax
 
@@ -52,7 +51,3 @@ def make_train_step(loss_fn: LossFn, optimizer: optax.GradientTransformation, *,
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema), metrics
 
     return step
-
-
-def all_finite(metrics: dict) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(metrics)]))

@@ -57,3 +57,16 @@ def save_2d_panels(panels: Sequence[dict], path: str | Path, *, bounds: Sequence
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def save_density_picture(log_density, data_points: np.ndarray, samples: np.ndarray, path: str | Path, *,
+                         bounds: Sequence[float], title: str = "", density_title: str = "density",
+                         background: np.ndarray | None = None) -> Path:
+    """The 2-D progress picture of a density model: data, the density ``exp(log_density(points))`` on a
+    300 x 300 grid over ``bounds``, and samples, side by side (wider panels over a world-map background)."""
+    lp, _ = density_grid(log_density, bounds, resolution=300)
+    return save_2d_panels([{"title": "data", "points": data_points},
+                           {"title": density_title, "log_density": lp},
+                           {"title": "samples", "points": samples, "color": "tab:orange"}],
+                          path, bounds=bounds, title=title, background=background,
+                          panel_size=6.0 if background is not None else 4.0)

@@ -1,0 +1,43 @@
+"""Wiring shared by the families: data-kind checks, labels for conditional sampling, the optimizer of a
+one-player family, and the exact log-likelihood of a per-example function."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax.numpy as jnp
+import ml_collections
+
+from gen_jax.data.images import ImageDataset
+from gen_jax.families.base import LogProb
+from gen_jax.train.optim import make_optimizer
+
+
+def require_images(family: str, data) -> None:
+    if not isinstance(data, ImageDataset):
+        raise ValueError(f"model.family={family!r} needs an image dataset, got {data.name!r}")
+
+
+def image_labels(num_classes: int, n: int, labels=None):
+    """The labels of ``n`` conditional samples: those given, else one column per class
+    (``0, 1, ..., C - 1, 0, ...``); ``None`` for an unconditional model."""
+    if not num_classes:
+        if labels is not None:
+            raise ValueError("labels given to an unconditional model")
+        return None
+    if labels is None:
+        return jnp.arange(n) % num_classes
+    labels = jnp.asarray(labels, jnp.int32)
+    if labels.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
+    return labels
+
+
+def optimizer_from_config(config: ml_collections.ConfigDict):
+    """The one optimizer of a one-player family: ``config.optim`` over ``config.train.steps``."""
+    return make_optimizer(config.optim, config.train.steps)
+
+
+def exact_log_prob(fn: Callable, kind: str = "exact", estimator: str = "exact") -> LogProb:
+    """A :class:`LogProb` of ``fn(params, batch, rng) -> (B,)`` with no estimator options."""
+    return LogProb(lambda params, batch, rng: fn(params, batch, rng), kind, estimator=lambda: estimator)

@@ -1,0 +1,192 @@
+"""Faults a run meets in practice, each of which once lost or mixed up work (issue 18): the engine now refuses
+or recovers, and says what happened."""
+
+import json
+import os
+import signal
+
+import chex
+import numpy as np
+import pytest
+
+import gen_jax.train as gt
+from gen_jax.train import loop
+from gen_jax.train.checkpoint import CheckpointCorruptError, CheckpointStore
+from gen_jax.train.workdir import WorkdirLock
+
+from conftest import smoke
+
+
+def files(work):
+    return {p: p.read_bytes() for p in work.rglob("*") if p.is_file() and p.name != ".lock"}
+
+
+def params_of(work):
+    return gt.restore_run(work)[2].params
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    work = tmp_path_factory.mktemp("straight") / "w"
+    gt.run(smoke(), work)
+    return params_of(work)
+
+
+def test_settings_that_would_lose_work_are_errors_before_anything_is_written(tmp_path):
+    for key, value, message in [("train__max_checkpoints", 0, "would delete every checkpoint"),
+                                ("train__steps", -1, "train.steps=-1 is invalid"),
+                                ("eval__batch_size", 0, "eval.batch_size=0 is invalid"),
+                                ("train__log_every", -5, "train.log_every=-5")]:
+        with pytest.raises(ValueError, match=message):
+            gt.run(smoke(**{key: value}), tmp_path / key)
+        assert not (tmp_path / key).exists()
+
+
+def test_zero_means_never_for_log_checkpoint_and_sample_intervals(tmp_path):
+    res = gt.run(smoke(train__log_every=0, train__checkpoint_every=0, train__sample_every=0), tmp_path)
+    assert res["step"] == 20 and (tmp_path / "samples.png").exists() and not (tmp_path / "samples").exists()
+    assert CheckpointStore(tmp_path / "checkpoints").all_steps() == [20]
+    assert [r["step"] for r in gt.read_metrics(tmp_path) if "loss" in r] == [20]
+
+
+def test_a_second_process_on_the_workdir_is_refused_naming_the_holder(tmp_path):
+    work = tmp_path / "w"
+    gt.run(smoke(), work, stop_requested=lambda step: step == 10)
+    before = files(work)
+    holder = WorkdirLock(work)  # what another live run holds (flock is per open file: this conflicts too)
+    try:
+        with pytest.raises(gt.WorkdirBusyError, match=rf"in use by another run \(.*\"pid\": {os.getpid()}"):
+            gt.run(smoke(), work)
+        assert files(work) == before
+    finally:
+        holder.release()
+    assert gt.run(smoke(), work)["step"] == 20  # released: the run goes on
+
+
+def _flip_a_byte_in_the_arrays(checkpoint_dir):
+    state_files = [p for p in (checkpoint_dir / "state").rglob("*") if p.is_file()]
+    target = max(state_files, key=lambda p: p.stat().st_size)  # the array data, not the metadata
+    raw = bytearray(target.read_bytes())
+    raw[len(raw) // 2] ^= 0x40
+    target.write_bytes(bytes(raw))
+
+
+def test_a_flipped_byte_is_detected_and_resume_falls_back_to_the_newest_intact_checkpoint(tmp_path, straight,
+                                                                                           capsys):
+    work = tmp_path / "w"
+    gt.run(smoke(), work, stop_requested=lambda step: step == 13)  # checkpoints at 10 and 13
+    _flip_a_byte_in_the_arrays(work / "checkpoints" / "13")
+    store = CheckpointStore(work / "checkpoints")
+    with pytest.raises(CheckpointCorruptError, match=r"checkpoints/13 .*(damaged|cannot be read)"):
+        store.restore(gt.restore_run(work)[2], step=13)  # restore_run itself fell back to step 10
+    store.close()
+    assert "restored the newest intact checkpoint, step 10" in capsys.readouterr().out
+    gt.run(smoke(), work)
+    out = capsys.readouterr().out
+    assert "checkpoint at step 13 is damaged" in out and (work / "checkpoints_damaged" / "13").is_dir()
+    chex.assert_trees_all_equal(straight, params_of(work))  # replayed 10..20 exactly
+
+
+def test_resume_changes_that_alter_the_state_structure_are_refused_before_writing(tmp_path):
+    work = tmp_path / "w"
+    gt.run(smoke(), work, stop_requested=lambda step: step == 10)
+    gt.run(smoke(train__steps=30), work, stop_requested=lambda step: step == 12)  # allowed: keeps the config
+    kept = work / "config.before_step_0000010.json"
+    assert json.loads(kept.read_text())["train"]["steps"] == 20
+    before = files(work)
+    for key, value, name in [("optim__grad_clip_norm", 1.0, "optim.grad_clip_norm"),
+                             ("train__ema_decay", 0.9, "train.ema_decay"), ("optim__name", "sgd", "optim.name")]:
+        with pytest.raises(ValueError, match=rf"another structure .*{name}"):
+            gt.run(smoke(train__steps=30, **{key: value}), work)
+        assert files(work) == before  # the kept config of step 10 included
+    with pytest.raises(ValueError, match=r"other train.batch_size"):
+        gt.run(smoke(train__steps=30, train__batch_size=16), work)
+    assert files(work) == before
+
+
+def test_a_torn_metrics_line_and_a_broken_config_json(tmp_path, capsys):
+    work = tmp_path / "w"
+    gt.run(smoke(), work, stop_requested=lambda step: step == 10)
+    with (work / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 11, "loss": 3.')  # the disk filled up mid-line
+    assert [r["step"] for r in gt.read_metrics(work)][-1] == 10
+    gt.run(smoke(), work)
+    assert "dropping a torn last line" in capsys.readouterr().out
+    steps = [r["step"] for r in gt.read_metrics(work) if "loss" in r]
+    assert steps == [5, 10, 15, 20]
+    (work / "config.json").write_text('{"seed": 0, "da')
+    with pytest.raises(ValueError, match=r"config.json is not valid JSON"):
+        gt.restore_run(work)
+
+
+def test_an_empty_best_directory_is_no_selection_and_reads_create_nothing(tmp_path):
+    work = tmp_path / "w"
+    gt.run(smoke(), work)
+    assert gt.resolve_checkpoint(work, "best_if_any") == "latest"
+    with pytest.raises(FileNotFoundError, match="no model selection"):
+        gt.restore_run(work, checkpoint="best")
+    assert not (work / "best").exists()  # a read-only command created nothing
+    (work / "best").mkdir()  # what a failed evaluate or an early-stopped selection run used to leave
+    assert gt.resolve_checkpoint(work, "best_if_any") == "latest"
+    assert int(gt.restore_run(work, checkpoint="best_if_any")[2].step) == 20
+
+
+def test_non_finite_at_the_first_step_names_it_and_says_no_checkpoint_exists(tmp_path):
+    with pytest.raises(gt.NonFiniteError, match=r"non-finite at step [12] .*no checkpoint had been written"):
+        gt.run(smoke(optim__learning_rate=1e30, train__log_every=100, train__checkpoint_every=100), tmp_path)
+    assert not any((tmp_path / "checkpoints").iterdir())
+
+
+def test_ctrl_c_stops_gracefully_with_a_checkpoint_and_resumes_exactly(tmp_path, straight):
+    def press_ctrl_c(step):
+        if step == 13:
+            os.kill(os.getpid(), signal.SIGINT)  # delivered to the loop's handler, not as KeyboardInterrupt
+        return False
+
+    res = gt.run(smoke(), tmp_path, stop_requested=press_ctrl_c)
+    assert res["interrupted_at_step"] == 13 and int(gt.restore_run(tmp_path)[2].step) == 13
+    gt.run(smoke(), tmp_path)
+    chex.assert_trees_all_equal(straight, params_of(tmp_path))
+
+
+def test_sigterm_during_the_final_evaluation_stops_it_and_the_rerun_evaluates(tmp_path, monkeypatch):
+    real = loop.run_evaluators
+
+    def preempted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "run_evaluators", preempted)
+    res = gt.run(smoke(), tmp_path)
+    assert res["interrupted_during"] == "evaluation" and not (tmp_path / "eval.json").exists()
+    monkeypatch.setattr(loop, "run_evaluators", real)
+    assert gt.run(smoke(), tmp_path)["eval"]["nll"] > 0 and (tmp_path / "eval.json").exists()
+
+
+def test_resuming_on_another_device_count_says_it_is_not_bit_identical(tmp_path, capsys):
+    gt.run(smoke(train__num_devices=4), tmp_path, stop_requested=lambda step: step == 10)
+    assert CheckpointStore(tmp_path / "checkpoints").read_data()["num_devices"] == 4
+    gt.run(smoke(), tmp_path)
+    assert "its checkpoint was written on 4: the run goes on, but is not bit-identical" in capsys.readouterr().out
+
+
+def test_the_prepared_mnist_cache_is_keyed_by_its_source_and_a_corrupt_one_is_named(tmp_path, monkeypatch):
+    from gen_jax.data import images
+
+    a, b = tmp_path / "a" / "mnist", tmp_path / "b" / "mnist"
+    a.mkdir(parents=True)
+    b.mkdir(parents=True)
+    cache = tmp_path / "tfds"
+    cache.mkdir()
+    rng = np.random.default_rng(0)
+    for folder, fill in ((a, 1), (b, 2)):
+        key = images.hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
+        np.savez(cache / f"mnist_test_{key}.npz", image=np.full((3, 28, 28, 1), fill, np.uint8),
+                 label=rng.integers(0, 10, 3).astype(np.int32))
+    assert images._tfds_image_dataset("mnist", "test", a, cache).image.max() == 1
+    assert images._tfds_image_dataset("mnist", "test", b, cache).image.max() == 2  # not a's arrays
+    corrupt = next(cache.glob("mnist_test_*.npz"))
+    corrupt.write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match=rf"prepared cache {corrupt} .* delete that file"):
+        images._tfds_image_dataset("mnist", "test", a if corrupt.name.endswith(
+            images.hashlib.sha256(str(a.resolve()).encode()).hexdigest()[:12] + ".npz") else b, cache)
