@@ -190,3 +190,27 @@ def test_the_prepared_mnist_cache_is_keyed_by_its_source_and_a_corrupt_one_is_na
     with pytest.raises(ValueError, match=rf"prepared cache {corrupt} .* delete that file"):
         images._tfds_image_dataset("mnist", "test", a if corrupt.name.endswith(
             images.hashlib.sha256(str(a.resolve()).encode()).hexdigest()[:12] + ".npz") else b, cache)
+
+
+def test_a_checkpoint_from_before_aux_existed_restores(tmp_path):
+    import flax.struct
+    import jax.numpy as jnp
+    import optax
+
+    class OldTrainState(flax.struct.PyTreeNode):  # TrainState as it was before ``aux``
+        step: jnp.ndarray
+        params: dict
+        opt_state: object
+        ema_params: object = None
+
+    params = {"w": jnp.arange(3.0)}
+    opt = optax.adam(1e-3)
+    old = OldTrainState(step=jnp.asarray(7, jnp.int32), params=params, opt_state=opt.init(params))
+    store = CheckpointStore(tmp_path)
+    store.save(7, old, {"epoch": 0, "batch": 0})
+    store.close()
+    store = CheckpointStore(tmp_path, create=False)
+    state, _ = store.restore(gt.create_train_state({"w": jnp.zeros(3)}, opt))
+    store.close()
+    assert int(state.step) == 7 and state.aux is None
+    np.testing.assert_array_equal(state.params["w"], [0.0, 1.0, 2.0])

@@ -77,8 +77,17 @@ class CheckpointStore:
         where = self.directory / str(step)
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
         try:
-            restored = self._manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()))
+            try:
+                restored = self._manager.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()))
+            except ValueError as e:
+                if "tree structures do not match" not in str(e) or getattr(target_state, "aux", 0) is not None:
+                    raise
+                # A checkpoint written before TrainState had ``aux``: restore the other fields, which must match.
+                legacy = {f: getattr(abstract, f) for f in ("step", "params", "opt_state", "ema_params")}
+                restored = self._manager.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(legacy), data=ocp.args.JsonRestore()))
+                restored = {"state": target_state.replace(**restored["state"]), "data": restored["data"]}
         except (ValueError, KeyError, TypeError) as e:
             if "tree structure" in str(e).lower() or "structure" in str(e).lower():
                 raise  # a different state layout is a caller's mistake, not damage

@@ -164,7 +164,8 @@ def upgrade_config_dict(d: dict) -> dict:
     ev = d.get("eval", {})
     if family == "pixelcnn" and "impute_samples" in ev:
         model["impute_samples"] = ev["impute_samples"]
-    d["model"] = {k: v for k, v in model.items() if k in own.model}
+    # keys added since (a flow's max_log_scale) take the defaults they had when the run was made
+    d["model"] = {**own.model.to_dict(), **{k: v for k, v in model.items() if k in own.model}}
     if "loss" in d and "loss" not in own:
         del d["loss"]
     k = ev.pop("num_importance_samples", 0)
