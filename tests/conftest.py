@@ -8,12 +8,8 @@ default level."""
 import os
 from pathlib import Path
 
-from gen_jax.xla_flags import host_device_flags  # imports nothing: set before JAX starts
-
-# 4 simulated devices with patient collectives: on a loaded 2-core machine a device thread can miss XLA:CPU's
-# default 40-second collective timeout, and the process aborts (issue 18).
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + host_device_flags(4)
-                           + " --xla_backend_optimization_level=0").strip()
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+                           " --xla_backend_optimization_level=0").strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import jax  # noqa: E402

@@ -258,3 +258,30 @@ def test_a_warm_up_without_a_warm_up_schedule_is_an_error(tmp_path):
     c.optim.schedule = "warmup_cosine"
     schedule = gt.make_schedule(c.optim, 1000)
     assert float(schedule(0)) == 0.0 and float(schedule(100)) == pytest.approx(c.optim.learning_rate)
+
+
+def test_after_its_first_round_the_loop_compiles_nothing(tmp_path):
+    """Every jitted function the loop calls (the step, sampling, the selection bound, checkpoint and metric
+    fetches) compiles once: between the first round (step 5) and the final evaluation no XLA compilation
+    happens. The VAE's selection bound once compiled again at every selection."""
+    from jax._src.dispatch import BACKEND_COMPILE_EVENT
+
+    compiles, at = [], {"step": 0}
+
+    def listener(event, duration, **kwargs):
+        if event == BACKEND_COMPILE_EVENT:
+            compiles.append(at["step"])
+
+    def mark(step):
+        at["step"] = step
+        return False
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        c = smoke(train__steps=20, train__sample_every=5, train__checkpoint_every=5, train__log_every=5,
+                  eval__select_every=5, eval__select_split="test", eval__select_num_examples=50,
+                  eval__select_importance_samples=4)
+        gt.run(c, tmp_path, stop_requested=mark)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert compiles and not [s for s in compiles if 5 < s < 20], compiles
