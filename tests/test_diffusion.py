@@ -51,12 +51,10 @@ def test_forward_marginals_match_their_closed_form(name):
                                    atol=0.04)
 
 
-@pytest.mark.parametrize("name", sorted(PATHS))
-@pytest.mark.parametrize("prediction", [p for p in PREDICTIONS if p != "edm"] + ["edm"])
+@pytest.mark.parametrize("name,prediction", [(n, p) for n in sorted(PATHS) for p in PREDICTIONS
+                                              if p != "edm" or n == "edm"])  # EDM's preconditioning: EDM only
 def test_every_prediction_converts_back_to_the_clean_data_and_noise(name, prediction):
     path = make_path(name)
-    if prediction == "edm" and not isinstance(path, EDM):
-        pytest.skip("EDM's preconditioning belongs to the EDM path")
     x0 = jax.random.normal(jax.random.key(0), (5, 3))
     eps = jax.random.normal(jax.random.key(1), (5, 3))
     t = jnp.linspace(0.2, 0.8, 5) * path.t_max

@@ -267,7 +267,8 @@ def test_declared_capabilities_and_log_prob_kinds():
                 "flow_toy2d": ({"sample", "log_prob", "encode", "decode", "anomaly_score"}, "exact"),
                 "flow_digits": ({"sample", "log_prob", "anomaly_score"}, "lower_bound"),
                 "made_digits": ({"sample", "log_prob", "anomaly_score"}, "exact"),
-                "pixelcnn_digits": ({"sample", "log_prob", "impute", "anomaly_score"}, "exact")}
+                "pixelcnn_digits": ({"sample", "log_prob", "impute", "anomaly_score"}, "exact"),
+                "diffusion_toy2d": ({"sample", "log_prob", "encode", "decode", "anomaly_score"}, "exact")}
     for name, (caps, kind) in expected.items():
         _, family, state, data = _built(name)
         assert set(family.capabilities) == caps and family.log_prob.kind == kind, name

@@ -49,11 +49,8 @@ def sliced_score_matching(score_fn: Callable[[jax.Array], jax.Array], x: jax.Arr
     ``E_v[v^T J_s(x) v] + 0.5 ||s(x)||^2`` with ``v ~ N(0, I)``; in expectation equal to Hyvarinen's
     ``tr(J_s(x)) + 0.5 ||s(x)||^2``. ``score_fn`` maps a batch ``(B, D)`` to scores ``(B, D)``."""
     v = jax.random.normal(rng, (num_projections, *x.shape))
-    s, jvps = None, []
-    for i in range(num_projections):
-        s, jvp = jax.jvp(score_fn, (x,), (v[i],))
-        jvps.append(_sum_except_batch(v[i] * jvp))
-    return jnp.mean(jnp.stack(jvps), 0) + 0.5 * _sum_except_batch(s ** 2)
+    jvps = jax.vmap(lambda vi: _sum_except_batch(vi * jax.jvp(score_fn, (x,), (vi,))[1]))(v)
+    return jnp.mean(jvps, 0) + 0.5 * _sum_except_batch(score_fn(x) ** 2)
 
 
 def exact_score_matching(score_fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
