@@ -41,3 +41,12 @@ def optimizer_from_config(config: ml_collections.ConfigDict):
 def exact_log_prob(fn: Callable, kind: str = "exact", estimator: str = "exact") -> LogProb:
     """A :class:`LogProb` of ``fn(params, batch, rng) -> (B,)`` with no estimator options."""
     return LogProb(lambda params, batch, rng: fn(params, batch, rng), kind, estimator=lambda: estimator)
+
+
+def rename_model_keys(config_dict: dict, renamed: dict[str, str]) -> None:
+    """Renames keys of an old ``config.json``'s flat ``model`` block (old name -> new name), in place: how a
+    family's ``upgrade_legacy_config`` maps the prefixed keys of the single model block to its own section."""
+    model = config_dict["model"]
+    for old, new in renamed.items():
+        if old in model:
+            model[new] = model.pop(old)

@@ -13,7 +13,7 @@ import numpy as np
 
 from gen_jax.data.conventions import dequantized_nll, uniform_dequantize
 from gen_jax.data.images import ImageDataset
-from gen_jax.data.toy2d import world_land_raster
+from gen_jax.data.toy2d import TOY_DATASETS, world_land_raster
 from gen_jax.data.vectors import VectorDataset
 from gen_jax.families.base import Family, loss_trainer
 from gen_jax.families.common import exact_log_prob, optimizer_from_config
@@ -40,6 +40,12 @@ def config_defaults() -> ml_collections.ConfigDict:
     ))
     c.evals = ml_collections.ConfigDict({"nll": {"type": "log_likelihood"}})
     return c
+
+
+def upgrade_legacy_config(d: dict) -> None:
+    """A config.json from before ``evals``: on vector data the old evaluation also ran the two-sample report."""
+    if d["data"]["name"] in TOY_DATASETS:
+        d["evals"]["two_sample"] = {"type": "two_sample", "num_samples": 5000}
 
 
 def _flow_kwargs(config):

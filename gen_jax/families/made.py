@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import ml_collections
 
 from gen_jax.families.base import Family, loss_trainer
-from gen_jax.families.common import exact_log_prob, image_labels, optimizer_from_config, require_images
+from gen_jax.families.common import (exact_log_prob, image_labels, optimizer_from_config, rename_model_keys,
+                                     require_images)
 from gen_jax.losses import make_nll_loss
 from gen_jax.models.autoregressive import MADEImage
 
@@ -27,6 +28,11 @@ def config_defaults() -> ml_collections.ConfigDict:
     ))
     c.evals = ml_collections.ConfigDict({"nll": {"type": "log_likelihood"}})
     return c
+
+
+def upgrade_legacy_config(d: dict) -> None:
+    """A config.json from before the per-family sections: the prefixed key."""
+    rename_model_keys(d, {"made_direct_connections": "direct_connections"})
 
 
 def build(config: ml_collections.ConfigDict, data) -> Family:

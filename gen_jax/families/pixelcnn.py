@@ -10,7 +10,8 @@ import ml_collections
 import numpy as np
 
 from gen_jax.families.base import Family, loss_trainer
-from gen_jax.families.common import exact_log_prob, image_labels, optimizer_from_config, require_images
+from gen_jax.families.common import (exact_log_prob, image_labels, optimizer_from_config, rename_model_keys,
+                                     require_images)
 from gen_jax.losses import make_nll_loss
 from gen_jax.models.autoregressive import PixelCNN
 
@@ -30,6 +31,14 @@ def config_defaults() -> ml_collections.ConfigDict:
     ))
     c.evals = ml_collections.ConfigDict({"nll": {"type": "log_likelihood"}})
     return c
+
+
+def upgrade_legacy_config(d: dict) -> None:
+    """A config.json from before the per-family sections: prefixed keys, and eval.impute_samples."""
+    rename_model_keys(d, {"pixelcnn_channels": "channels", "pixelcnn_output": "output",
+                          "pixelcnn_dilations": "dilations"})
+    if "impute_samples" in d["eval"]:
+        d["model"]["impute_samples"] = d["eval"]["impute_samples"]
 
 
 def build(config: ml_collections.ConfigDict, data) -> Family:

@@ -11,7 +11,7 @@ import numpy as np
 
 from gen_jax.data.text import TEXT_DATASETS, TextDataset
 from gen_jax.families.base import Family, loss_trainer
-from gen_jax.families.common import exact_log_prob, optimizer_from_config
+from gen_jax.families.common import exact_log_prob, optimizer_from_config, rename_model_keys
 from gen_jax.losses import make_nll_loss
 from gen_jax.models.autoregressive import CausalTransformer
 from gen_jax.viz import save_text_columns
@@ -31,6 +31,11 @@ def config_defaults() -> ml_collections.ConfigDict:
     ))
     c.evals = ml_collections.ConfigDict({"nll": {"type": "log_likelihood"}})
     return c
+
+
+def upgrade_legacy_config(d: dict) -> None:
+    """A config.json from before the per-family sections: the prefixed key."""
+    rename_model_keys(d, {"transformer_dim": "dim"})
 
 
 def build(config: ml_collections.ConfigDict, data) -> Family:

@@ -138,43 +138,27 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     check_evals(config.evals)
 
 
-# Keys of the single flat model block that configs had before each family had its own section (resume and
-# restore of older workdirs): old name -> new name, per family; other families' keys are dropped.
-_RENAMED = {"pixelcnn": {"pixelcnn_channels": "channels", "pixelcnn_output": "output",
-                         "pixelcnn_dilations": "dilations"},
-            "made": {"made_direct_connections": "direct_connections"},
-            "transformer": {"transformer_dim": "dim"}}
-
-
 def upgrade_config_dict(d: dict) -> dict:
     """A ``config.json`` written before the per-family config sections (no ``evals``) in today's layout, with
-    the same meaning: the family's own model keys (renamed where they were prefixed), its loss block, and the
-    end-of-training evaluations it ran as ``evals``. Newer dicts are returned unchanged."""
+    the same meaning: the family's own hook (``upgrade_legacy_config``: its renamed keys, the evaluations its old
+    ``eval`` settings ran) first, then only the family's own model keys, with keys added since at their defaults
+    (the values they had when the run was made), and only the loss / eval keys the family still has. Newer dicts
+    are returned unchanged."""
     if "evals" in d:
         return d
     import copy
 
-    from gen_jax.data.toy2d import TOY_DATASETS
+    from gen_jax.families import get_family
 
     d = copy.deepcopy(d)
-    family = d["model"]["family"]
-    own = default_config(family)
-    renamed = _RENAMED.get(family, {})
-    model = {renamed.get(k, k): v for k, v in d["model"].items()}
-    ev = d.get("eval", {})
-    if family == "pixelcnn" and "impute_samples" in ev:
-        model["impute_samples"] = ev["impute_samples"]
-    # keys added since (a flow's max_log_scale) take the defaults they had when the run was made
-    d["model"] = {**own.model.to_dict(), **{k: v for k, v in model.items() if k in own.model}}
+    family = get_family(d["model"]["family"])
+    own = default_config(family.NAME)
+    d["evals"] = own.evals.to_dict()
+    d.setdefault("eval", {})
+    if hasattr(family, "upgrade_legacy_config"):
+        family.upgrade_legacy_config(d)
+    d["model"] = {**own.model.to_dict(), **{k: v for k, v in d["model"].items() if k in own.model}}
+    d["eval"] = {k: v for k, v in d["eval"].items() if k in own.eval}
     if "loss" in d and "loss" not in own:
         del d["loss"]
-    k = ev.pop("num_importance_samples", 0)
-    ev.pop("impute_samples", None)
-    if family != "vae":
-        ev.pop("importance_chunk", None)
-    d["evals"] = own.evals.to_dict()
-    if family == "flow" and d["data"]["name"] in TOY_DATASETS:  # the old flow evaluation on vectors
-        d["evals"]["two_sample"] = {"type": "two_sample", "num_samples": 5000}
-    if family == "vae" and k > 1:
-        d["evals"]["iwae"] = {"type": "log_likelihood", "num_samples": k}
     return d

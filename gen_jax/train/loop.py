@@ -8,6 +8,7 @@ the registry (:mod:`gen_jax.families`) and their common interface.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -164,6 +165,10 @@ def config_changes(old: dict, new: dict) -> list[tuple[str, object, object]]:
     return [(k, a[k], b[k]) for k in sorted(a.keys() & b.keys()) if a[k] != b[k]]
 
 
+def _describe(changes: list[tuple[str, object, object]]) -> str:
+    return "; ".join(f"{k}: {o!r} -> {n!r}" for k, o, n in changes)
+
+
 def _read_config_json(path: Path) -> dict:
     try:
         return upgrade_config_dict(json.loads(path.read_text()))
@@ -185,7 +190,7 @@ def _check_resume(workdir: Path, config: ml_collections.ConfigDict, step: int, t
     changes = config_changes(previous, json.loads(config.to_json_best_effort()))
     if not changes:
         return [], None
-    listed = "; ".join(f"{k}: {o!r} -> {n!r}" for k, o, n in changes)
+    listed = _describe(changes)
     bound = [k for k, _, _ in changes if k in RESUME_BOUND_KEYS or k.startswith(RESUME_BOUND_PREFIXES)]
     if bound:
         raise ValueError(f"{workdir} holds a checkpoint at step {step} of a run with other {', '.join(bound)} "
@@ -295,8 +300,7 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
             if changes:
                 kept = keep_file_name(workdir / f"config.before_step_{last_checkpoint:07d}.json")
                 write_text_atomic(kept, previous)
-                listed = "; ".join(f"{k}: {o!r} -> {n!r}" for k, o, n in changes)
-                print(f"resuming {workdir} at step {last_checkpoint} with changed settings ({listed}); the "
+                print(f"resuming {workdir} at step {last_checkpoint} with changed settings ({_describe(changes)}); the "
                       f"previous config is kept in {kept.name}", flush=True)
         start = int(state.step)
         if select_every:
@@ -350,6 +354,8 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
                 stop = requested or bool(stops)
                 checkpoint_now = _every(done, cfg.checkpoint_every) or done == cfg.steps or stop
                 selecting = best is not None and (done % select_every == 0 or done == cfg.steps)
+                # one host copy of the state per step, however many of checkpoint / sample / select need it
+                host_state = functools.cache(lambda: unreplicate(device_state, num_devices))
                 if _every(done, cfg.log_every) or checkpoint_now or selecting:
                     host = {k: float(v) for k, v in jax.device_get(unreplicate(metrics, num_devices)).items()}
                     bad = int(unreplicate(first_bad, num_devices))
@@ -365,24 +371,23 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
                     last = host
                 if checkpoint_now:
                     check_replicas_agree(device_state.aux, num_devices, "state.aux")
-                    checkpoints.save(done, unreplicate(device_state, num_devices), position())
+                    checkpoints.save(done, host_state(), position())
                     last_checkpoint = done
                 if _every(done, cfg.sample_every):
-                    _write_samples(family, unreplicate(device_state, num_devices),
+                    _write_samples(family, host_state(),
                                    jax.random.fold_in(keys["sample"], done), config,
                                    workdir / "samples" / f"step_{done:07d}.png", f"step {done}")
                 if selecting:
-                    host_state = unreplicate(device_state, num_devices)
-                    score = split_log_likelihood(family, host_state.eval_params, select_data,
+                    score = split_log_likelihood(family, host_state().eval_params, select_data,
                                                  jax.random.fold_in(keys["eval"], done),
                                                  batch_size=config.eval.batch_size, **select_options)["nll"]
                     check_finite(done, {f"select/{config.eval.select_split}": score},
                                  last_checkpoint=last_checkpoint)
-                    best.update(done, score, host_state)
+                    best.update(done, score, host_state())
                     writer.write(done, {f"select/{config.eval.select_split}": score, "select/best": best.score,
                                         "select/best_step": best.step})
                     if best.patience_exhausted and not checkpoint_now:  # early stop: a restart stops too
-                        checkpoints.save(done, host_state, position())
+                        checkpoints.save(done, host_state(), position())
                         last_checkpoint = done
                 if stop:
                     return {"train": last, "interrupted_at_step": done}
@@ -436,8 +441,8 @@ def restore_run(workdir: str | Path, split: str = "train", checkpoint: str = "la
     (a damaged newest checkpoint is reported and the newest intact one restored).
 
     The family is built from the training split whatever ``split`` is, as in :func:`run`: some models take
-    constants from it (a flow's input standardisation), so building them from another split would give
-    another function."""
+    constants from it (an input standardisation), so building them from another split would give another
+    function."""
     workdir = Path(workdir)
     checkpoint = resolve_checkpoint(workdir, checkpoint)
     config_path = workdir / "config.json"

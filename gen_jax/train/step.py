@@ -3,7 +3,7 @@
 The step is a per-device function. With ``axis_name=None`` it is the whole computation (``jax.jit`` it, or
 run it under a mesh-sharded ``jax.jit``); with ``axis_name="batch"`` it averages gradients and metrics over
 that axis, for ``jax.pmap`` (:mod:`gen_jax.train.parallel`). Families whose update is not "one loss, one
-optimizer" (a GAN's two players, an EBM's sampler) write their own step with the same signature and reuse
+optimizer" (several players, a sampler inside the update) write their own step with the same signature and reuse
 everything else.
 """
 
