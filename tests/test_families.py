@@ -268,7 +268,9 @@ def test_declared_capabilities_and_log_prob_kinds():
                 "flow_digits": ({"sample", "log_prob", "anomaly_score"}, "lower_bound"),
                 "made_digits": ({"sample", "log_prob", "anomaly_score"}, "exact"),
                 "pixelcnn_digits": ({"sample", "log_prob", "impute", "anomaly_score"}, "exact"),
-                "diffusion_toy2d": ({"sample", "log_prob", "encode", "decode", "anomaly_score"}, "exact")}
+                "diffusion_toy2d": ({"sample", "log_prob", "encode", "decode", "anomaly_score"}, "exact"),
+                "diffusion_digits": ({"sample", "log_prob", "encode", "decode", "impute", "anomaly_score"},
+                                     "lower_bound")}
     for name, (caps, kind) in expected.items():
         _, family, state, data = _built(name)
         assert set(family.capabilities) == caps and family.log_prob.kind == kind, name
@@ -295,6 +297,34 @@ def test_samples_are_draws_in_the_data_format_and_differ_by_seed():
     _, flow, fstate, fdata = _built("flow_toy2d")
     z = flow.encode(fstate.params, {"x": fdata.x[:8]})
     np.testing.assert_allclose(flow.decode(fstate.params, z), fdata.x[:8], atol=1e-4)
+
+
+def test_image_diffusion_samples_levels_guides_imputes_and_names_its_estimators():
+    from gen_jax.families.diffusion import sampler_evaluations
+
+    _, family, state, data = _built("diffusion_digits")
+    params = perturbed(state.params, 0.3)
+    y = jnp.asarray([3, 3, 7, 7])
+    draws = {g: np.asarray(family.sample(params, jax.random.key(0), 4, labels=y, guidance=g)) for g in (0.0, 1.0, 3.0)}
+    assert all(d.dtype == np.int32 and d.shape == (4, 8, 8, 1) and 0 <= d.min() and d.max() <= 16
+               for d in draws.values())
+    assert not np.array_equal(draws[0.0], draws[3.0])  # guidance changes the samples, the seed alone fixed
+    assert not np.array_equal(draws[1.0], np.asarray(family.sample(params, jax.random.key(1), 4, labels=y)))
+    with pytest.raises(ValueError, match="unknown sampler 'rk45'"):
+        family.sample(params, jax.random.key(0), 4, sampler="rk45")
+    assert [sampler_evaluations(s, 10) for s in ("ddpm", "ddim", "euler", "heun")] == [11, 11, 11, 21]
+    x = data.image[:6].astype(np.float32) / 16
+    mask = np.zeros_like(x)
+    mask[:, :, :4] = 1
+    filled = family.impute(params, x, mask, jax.random.key(2))
+    np.testing.assert_allclose(filled[:, :, :4], x[:, :, :4], atol=1e-6)  # what is known stays
+    assert not np.allclose(filled[:, :, 4:], x[:, :, 4:])
+    batch = {k: v[:4] for k, v in data.arrays().items()}
+    assert family.log_prob.name() == "vlb2" and family.log_prob.name(estimator="pf_ode", num_steps=7) == "pf_ode7"
+    pf = family.log_prob(params, batch, jax.random.key(3), estimator="pf_ode", num_steps=4)
+    assert np.all(np.isfinite(np.asarray(pf)))
+    z = family.encode(params, batch)
+    assert z.shape == (4, 64) and family.decode(params, z).shape == (4, 8, 8, 1)
 
 
 def test_pixelcnn_sample_frequencies_match_its_probabilities():

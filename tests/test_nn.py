@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gen_jax.nn import MLP, ConvDecoder, PatchConv, SubpixelConvTranspose
+from gen_jax.nn import MLP, ConvDecoder, PatchConv, SubpixelConvTranspose, UNet
 
 CASES = [  # (input H, W, kernel, stride, padding)
     (7, 7, 4, 2, "SAME"), (7, 9, 4, 2, "VALID"), (8, 8, 3, 2, "SAME"), (5, 6, 5, 2, "SAME"),
@@ -72,3 +72,22 @@ def test_mlp_final_activation_flag():
     mlp = MLP((4, 3), activate_final=True)
     out = mlp.apply(mlp.init(jax.random.key(0), x), x)
     assert out.shape == (2, 3) and np.all(out >= 0)
+
+
+class _UNetOn(nn.Module):
+    """A conditional U-Net with a fixed time and label, as a one-input module for ``assert_same_function``."""
+
+    conv: str
+
+    @nn.compact
+    def __call__(self, x):
+        t, labels = jnp.linspace(0.1, 0.9, x.shape[0]), jnp.arange(x.shape[0]) % 3
+        return UNet(channels=(4, 8), num_classes=3, time_dim=8, groups=2, conv=self.conv, name="unet")(x, t, labels)
+
+
+def test_the_unet_computes_one_function_with_patch_and_flax_convolutions():
+    """Odd sides (7 -> 3 -> up-sampled back to 7) exercise the pooling's crop and the up-sampling's edge pad."""
+    x = jax.random.normal(jax.random.key(0), (2, 7, 7, 1))
+    assert_same_function(_UNetOn("patch"), _UNetOn("flax"), x)
+    out = _UNetOn("patch").apply(_UNetOn("patch").init(jax.random.key(1), x), x)
+    assert out.shape == x.shape and float(jnp.abs(out).max()) == 0.0  # the output convolution starts at zero

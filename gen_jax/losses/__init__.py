@@ -7,5 +7,6 @@ from gen_jax.losses.likelihoods import (LIKELIHOODS, bernoulli_log_likelihood,
                                         discretized_logistic_log_likelihood, gaussian_log_likelihood,
                                         observation_log_likelihood, observation_mean, observation_sample,
                                         params_per_dim)
-from gen_jax.losses.score_matching import (denoising_score_matching, exact_score_matching, make_diffusion_loss,
+from gen_jax.losses.score_matching import (denoising_score_matching, diffusion_variational_bound, exact_score_matching,
+                                           make_diffusion_loss,
                                            sliced_score_matching)

@@ -1,7 +1,7 @@
 """Sampling algorithms that are not models: latent walks, importance-sampled imputation, Langevin dynamics,
 diffusion samplers."""
 
-from gen_jax.sampling.diffusion import (ddim_sample, ddim_solve, guided, ode_sample, ode_solve, pf_ode_log_likelihood,
+from gen_jax.sampling.diffusion import (ddim_sample, ddim_solve, guided, inpaint, ode_sample, ode_solve, pf_ode_log_likelihood,
                                         reverse_sde_sample, time_grid)
 from gen_jax.sampling.imputation import impute_by_importance_sampling
 from gen_jax.sampling.langevin import annealed_langevin_sample, langevin_sample

@@ -25,13 +25,19 @@ import jax.numpy as jnp
 Denoiser = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
 
-def time_grid(path, num_steps: int, kind: str = "uniform"):
-    """``num_steps + 1`` times from ``t_max`` down to ``t_min``: ``uniform`` in t, or ``edm`` (EDM's rho = 7
-    spacing of noise levels; for an EDM path, whose time is its noise level)."""
+def time_grid(path, num_steps: int, kind: str = "uniform", *, rho: float = 7.0):
+    """``num_steps + 1`` times from ``t_max`` down to ``t_min``: ``uniform`` in t, or ``edm``: EDM's noise levels
+    (Karras et al. 2022, eq. 5: uniform in ``sigma^(1/rho)``), on any path through its EDM-equivalent noise
+    level ``sigma(t) / alpha(t)`` (the time of an EDM path is its noise level)."""
     if kind == "uniform":
         return jnp.linspace(path.t_max, path.t_min, num_steps + 1)
     if kind == "edm":
-        return path.schedule(num_steps + 1)
+        if hasattr(path, "schedule"):
+            return path.schedule(num_steps + 1, rho)
+        u = jnp.linspace(0.0, 1.0, 4097) ** 4  # dense near both ends, where the level changes fastest
+        fine = path.t_min + (path.t_max - path.t_min) * jnp.sort(jnp.concatenate([u, 1 - u]))
+        level = (path.sigma(fine) / path.alpha(fine)) ** (1 / rho)  # increasing in t
+        return jnp.interp(jnp.linspace(level[-1], level[0], num_steps + 1), level, fine)
     raise ValueError(f"unknown time grid {kind!r}; use 'uniform' or 'edm'")
 
 
@@ -187,3 +193,36 @@ def guided(denoiser_cond: Denoiser, denoiser_uncond: Denoiser, path, scale: floa
         return (x - _b(path.sigma(t), x) * eps) / _b(path.alpha(t), x), eps
 
     return denoiser
+
+
+def inpaint(denoiser: Denoiser, path, x_known, mask, ts, rng, *, resample: int = 1):
+    """Fills the pixels where ``mask == 0`` by ancestral (DDPM) sampling with the known pixels replaced, at each
+    time, by a fresh draw of ``q(x_s | x_known)`` ("replacement", Song et al. 2021); with ``resample > 1``
+    each step is repeated after renoising ``x_s`` back to ``x_t`` (RePaint, Lugmayr et al. 2022), which lets
+    the generated part agree with the known part. ``x_known`` is at the data scale, 0 where unknown; returns
+    ``x0_hat`` with the known pixels put back."""
+
+    def known_at(t, key):
+        return _b(path.alpha(t), x_known) * x_known + _b(path.sigma(t), x_known) * jax.random.normal(key, x_known.shape)
+
+    def step(carry, ts_pair):
+        x, key = carry
+        t, s = ts_pair
+
+        def one_round(r, x):
+            k_rev, k_known, k_back = jax.random.split(jax.random.fold_in(key, r), 3)
+            x_s = ddim_solve(denoiser, path, x, jnp.stack([t, s]), k_rev, eta=1.0)
+            x_s = mask * known_at(s, k_known) + (1 - mask) * x_s
+            # back to t through the forward process q(x_t | x_s) unless this is the last round
+            ratio = path.alpha(t) / path.alpha(s)
+            back_std = jnp.sqrt(jnp.maximum(path.sigma(t) ** 2 - ratio ** 2 * path.sigma(s) ** 2, 0.0))
+            x_t = _b(ratio, x) * x_s + _b(back_std, x) * jax.random.normal(k_back, x.shape)
+            return jnp.where(r < resample - 1, x_t, x_s)
+
+        x = jax.lax.fori_loop(0, resample, lambda r, x: one_round(r, x), x) if resample > 1 else one_round(0, x)
+        return (x, jax.random.fold_in(key, resample)), None
+
+    k_init, k_run = jax.random.split(rng)
+    x = path.prior_sample(k_init, x_known.shape)
+    (x, _), _ = jax.lax.scan(step, (x, k_run), (ts[:-1], ts[1:]))
+    return mask * x_known + (1 - mask) * denoiser(x, ts[-1])[0]

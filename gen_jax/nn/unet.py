@@ -1,0 +1,149 @@
+"""A small U-Net for images (DDPM's, Ho et al. 2020, scaled down): residual blocks with group norm and a
+time (and optional class) embedding added in each block, average-pool down-sampling, nearest-neighbour
+up-sampling followed by a 3x3 convolution, skip connections by concatenation and optional self-attention at the
+lowest resolution.
+
+Built for XLA:CPU's fast paths: every convolution is stride-1 (``PatchConv``, one matrix product of shifted
+inputs, by default; ``conv="flax"`` gives ``nn.Conv`` on the same parameters, which ``tests/test_nn.py`` checks
+gives the same function), down-sampling is a pooling and up-sampling a repeat, so no strided or transposed
+convolution (whose weight gradient takes XLA:CPU's slow path) appears anywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from gen_jax.nn.conv import PatchConv
+from gen_jax.nn.embeddings import sinusoidal_embedding
+
+CONV_IMPLEMENTATIONS = ("patch", "flax")
+
+
+class Conv(nn.Module):
+    """A stride-1 "SAME" convolution by ``impl`` (``patch`` | ``flax``), with the same parameter tree either way."""
+
+    features: int
+    kernel_size: int = 3
+    impl: str = "patch"
+    zero_init: bool = False
+
+    @nn.compact
+    def __call__(self, x):
+        kw = dict(kernel_init=nn.initializers.zeros_init()) if self.zero_init else {}
+        size = (self.kernel_size, self.kernel_size)
+        if self.impl == "patch":
+            return PatchConv(self.features, size, padding="SAME", name="conv", **kw)(x)
+        if self.impl == "flax":
+            return nn.Conv(self.features, size, padding="SAME", name="conv", **kw)(x)
+        raise ValueError(f"unknown conv implementation {self.impl!r}; known: {CONV_IMPLEMENTATIONS}")
+
+
+def _group_norm(channels: int, groups: int) -> nn.GroupNorm:
+    return nn.GroupNorm(num_groups=math.gcd(groups, channels))
+
+
+class ResBlock(nn.Module):
+    """``x + conv(silu(norm(conv(silu(norm(x))) + dense(emb))))``; a 1x1 convolution on the skip when the
+    channel count changes; the last convolution starts at zero, so a fresh block is the identity."""
+
+    features: int
+    groups: int = 8
+    dropout: float = 0.0
+    conv: str = "patch"
+
+    @nn.compact
+    def __call__(self, x, emb, *, train: bool = False):
+        h = Conv(self.features, 3, self.conv)(nn.silu(_group_norm(x.shape[-1], self.groups)(x)))
+        h = h + nn.Dense(self.features)(nn.silu(emb))[:, None, None, :]
+        h = nn.silu(_group_norm(self.features, self.groups)(h))
+        h = nn.Dropout(self.dropout, deterministic=not train)(h)
+        h = Conv(self.features, 3, self.conv, zero_init=True)(h)
+        skip = x if x.shape[-1] == self.features else Conv(self.features, 1, self.conv)(x)
+        return skip + h
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over the pixels of a feature map, residual, the output projection at zero."""
+
+    num_heads: int = 1
+    groups: int = 8
+
+    @nn.compact
+    def __call__(self, x):
+        b, h, w, c = x.shape
+        tokens = _group_norm(c, self.groups)(x).reshape(b, h * w, c)
+        out = nn.MultiHeadDotProductAttention(num_heads=self.num_heads, out_kernel_init=nn.initializers.zeros_init()
+                                              )(tokens, tokens)
+        return x + out.reshape(b, h, w, c)
+
+
+def downsample(x):
+    """2x2 average pooling (an odd side loses its last row/column)."""
+    b, h, w, c = x.shape
+    x = x[:, :h // 2 * 2, :w // 2 * 2]
+    return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+def upsample(x, size):
+    """Nearest-neighbour to ``size = (H, W)`` (twice the input, or that plus one for an odd original side)."""
+    x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+    return jnp.pad(x, ((0, 0), (0, size[0] - x.shape[1]), (0, size[1] - x.shape[2]), (0, 0)), mode="edge")
+
+
+class UNet(nn.Module):
+    """``(x, t_features, labels) -> output`` of ``x``'s shape (``out_channels`` channels, default ``x``'s).
+
+    Attributes:
+      channels: feature maps at each resolution, from the input's down (``len(channels) - 1`` halvings).
+      num_res_blocks: residual blocks per resolution on each side.
+      attention: self-attention in the middle (the lowest resolution).
+      num_classes: a class embedding when > 0; label ``num_classes`` means "no label" (classifier-free guidance).
+      time_dim: the sinusoidal embedding's size; the embedding MLP is ``4 * channels[0]`` wide.
+      conv: ``patch`` (matrix-product convolutions, fast on CPU) or ``flax`` (``nn.Conv``).
+    """
+
+    channels: Sequence[int] = (32, 64, 64)
+    num_res_blocks: int = 1
+    attention: bool = True
+    num_heads: int = 1
+    num_classes: int = 0
+    time_dim: int = 64
+    groups: int = 8
+    dropout: float = 0.0
+    out_channels: int | None = None
+    conv: str = "patch"
+
+    @nn.compact
+    def __call__(self, x, t_features, labels=None, *, train: bool = False):
+        emb_dim = 4 * self.channels[0]
+        emb = sinusoidal_embedding(t_features, self.time_dim)
+        emb = nn.Dense(emb_dim)(nn.silu(nn.Dense(emb_dim)(emb)))
+        if self.num_classes:
+            y = jnp.full((x.shape[0],), self.num_classes, jnp.int32) if labels is None else labels
+            emb = emb + nn.Embed(self.num_classes + 1, emb_dim, name="label")(y)
+        block = lambda c: ResBlock(c, self.groups, self.dropout, self.conv)
+        h = Conv(self.channels[0], 3, self.conv)(x)
+        skips = []
+        for i, c in enumerate(self.channels):
+            for _ in range(self.num_res_blocks):
+                h = block(c)(h, emb, train=train)
+            skips.append(h)
+            if i < len(self.channels) - 1:
+                h = downsample(h)
+        h = block(self.channels[-1])(h, emb, train=train)
+        if self.attention:
+            h = SelfAttention(self.num_heads, self.groups)(h)
+        h = block(self.channels[-1])(h, emb, train=train)
+        for i in reversed(range(len(self.channels))):
+            c = self.channels[i]
+            if i < len(self.channels) - 1:
+                h = Conv(c, 3, self.conv)(upsample(h, skips[i].shape[1:3]))
+            h = jnp.concatenate([h, skips[i]], axis=-1)
+            for _ in range(self.num_res_blocks):
+                h = block(c)(h, emb, train=train)
+        h = nn.silu(_group_norm(h.shape[-1], self.groups)(h))
+        return Conv(self.out_channels or x.shape[-1], 3, self.conv, zero_init=True)(h)
