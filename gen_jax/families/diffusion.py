@@ -166,12 +166,39 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
     bounds = data.toy.bounds if data.toy is not None else (*np.percentile(x[:, 0], [0, 100]),
                                                            *np.percentile(x[:, 1], [0, 100]))
 
+    fine = jnp.linspace(path.t_min, path.t_max, 1000)
+    field_t = float(jnp.interp(0.3, path.sigma(fine) / path.alpha(fine), fine))  # the time of noise level 0.3
+
+    @jax.jit
+    def score_field(params, v):  # grad_x log p_t in data units at field_t
+        z = (v - shift) / scale
+        _, eps = denoiser(params)(z, field_t)
+        return -eps / path.sigma(field_t) / scale
+
+    step_jit = jax.jit(lambda p, v, pair: ode_solve(denoiser(p), path, v, pair, method="heun"))
+
+    def trajectories(params, rng, n=40, steps=25):
+        v = path.prior_sample(rng, (n, dim))
+        ts = time_grid(path, steps, "edm")
+        states = [v]
+        for i in range(steps):
+            states.append(step_jit(params, states[-1], ts[i:i + 2]))
+        return np.stack([np.asarray(s * scale + shift) for s in states], axis=1)
+
     def picture(params, rng, path_out, title):
+        k_sample, k_paths = jax.random.split(rng)
+        xs, ys = np.meshgrid(np.linspace(bounds[0], bounds[1], 24), np.linspace(bounds[2], bounds[3], 24))
+        grid = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
+        extra = [{"title": f"score at noise level 0.3 (t = {field_t:.3g}) over the data", "points": x[:5000],
+                  "field": (grid, np.asarray(score_field(params, jnp.asarray(grid))))},
+                 {"title": "PF-ODE trajectories (Heun, 25 steps)", "points": x[:5000],
+                  "paths": trajectories(params, k_paths)}]
         save_density_picture(lambda v: np.concatenate([np.asarray(density(params, jnp.asarray(c, jnp.float32)))
                                                        for c in np.array_split(v, 20)]),
-                             x[:20000], np.asarray(sample(params, rng, 20000)), path_out, bounds=bounds,
+                             x[:20000], np.asarray(sample(params, k_sample, 20000)), path_out, bounds=bounds,
                              title=title, density_title=f"{m.process} PF-ODE density",
-                             background=world_land_raster() if data.name == "world_land" else None)
+                             background=world_land_raster() if data.name == "world_land" else None,
+                             extra_panels=extra)
 
     return Family(NAME, net, loss_trainer(init_params, loss_fn, optimizer_from_config(config),
                                           ema_decay=config.train.ema_decay),

@@ -25,8 +25,10 @@ def density_grid(log_prob, bounds: Sequence[float], resolution: int = 200):
 
 def save_2d_panels(panels: Sequence[dict], path: str | Path, *, bounds: Sequence[float], title: str = "",
                    background: np.ndarray | None = None, panel_size: float = 4.0) -> Path:
-    """One row of panels. Each panel dict may hold ``title``, ``points`` ``(n, 2)``, ``box`` ``(low, high)``
-    and ``log_density`` (a grid from :func:`density_grid`, shown as a heat-map of the density).
+    """One row of panels. Each panel dict may hold ``title``, ``points`` ``(n, 2)``, ``box`` ``(low, high)``,
+    ``log_density`` (a grid from :func:`density_grid`, shown as a heat-map of the density), ``field``
+    ``(positions (m, 2), vectors (m, 2))`` (arrows: a score or velocity field) and ``paths`` ``(n, T, 2)``
+    (lines from a start dot: sampler trajectories).
     ``background``: a boolean raster over ``bounds`` (rows from the top), drawn in grey (the land mask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,6 +47,15 @@ def save_2d_panels(panels: Sequence[dict], path: str | Path, *, bounds: Sequence
         if "points" in panel:
             p = np.asarray(panel["points"])
             ax.scatter(p[:, 0], p[:, 1], s=1.0, alpha=0.5, color=panel.get("color", "tab:blue"), linewidths=0)
+        if "field" in panel:
+            pos, vec = (np.asarray(a) for a in panel["field"])
+            ax.quiver(pos[:, 0], pos[:, 1], vec[:, 0], vec[:, 1], np.linalg.norm(vec, axis=1), cmap="viridis",
+                      angles="xy", pivot="mid", width=0.004)
+        if "paths" in panel:
+            for line in np.asarray(panel["paths"]):
+                ax.plot(line[:, 0], line[:, 1], lw=0.6, alpha=0.7, color="tab:green")
+                ax.plot(line[0, 0], line[0, 1], ".", ms=2, color="tab:gray")
+                ax.plot(line[-1, 0], line[-1, 1], ".", ms=3, color="tab:red")
         if "box" in panel:
             (x0, y0), (x1, y1) = panel["box"]
             ax.plot([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0], color="tab:red", lw=1.5)
@@ -61,12 +72,13 @@ def save_2d_panels(panels: Sequence[dict], path: str | Path, *, bounds: Sequence
 
 def save_density_picture(log_density, data_points: np.ndarray, samples: np.ndarray, path: str | Path, *,
                          bounds: Sequence[float], title: str = "", density_title: str = "density",
-                         background: np.ndarray | None = None) -> Path:
+                         background: np.ndarray | None = None, extra_panels: Sequence[dict] = ()) -> Path:
     """The 2-D progress picture of a density model: data, the density ``exp(log_density(points))`` on a
-    300 x 300 grid over ``bounds``, and samples, side by side (wider panels over a world-map background)."""
+    300 x 300 grid over ``bounds``, and samples, side by side (wider panels over a world-map background), then
+    any ``extra_panels`` (:func:`save_2d_panels`'s panel dicts)."""
     lp, _ = density_grid(log_density, bounds, resolution=300)
     return save_2d_panels([{"title": "data", "points": data_points},
                            {"title": density_title, "log_density": lp},
-                           {"title": "samples", "points": samples, "color": "tab:orange"}],
+                           {"title": "samples", "points": samples, "color": "tab:orange"}, *extra_panels],
                           path, bounds=bounds, title=title, background=background,
                           panel_size=6.0 if background is not None else 4.0)
