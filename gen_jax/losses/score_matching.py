@@ -106,13 +106,15 @@ def _discretized_gaussian_log_mass(x, mean, std, num_levels: int):
 
 
 def diffusion_variational_bound(denoiser: Callable, path, x0, rng, *, num_samples: int = 16,
-                                decoder: str = "gaussian", num_levels: int = 0) -> jax.Array:
+                                decoder: str = "gaussian", num_levels: int = 0,
+                                t_decoder: float | None = None) -> jax.Array:
     """The negative variational bound ``-ELBO >= -log p(x0)`` of a Gaussian path in continuous time (Kingma et
     al. 2021, "Variational Diffusion Models"), per example, in nats:
 
     ``KL(q(x_T | x0) || prior) + E[-log p(x0 | x_{t_min})] + 1/2 int e^lambda ||x0 - x0_hat(x_t, t)||^2 d lambda``
 
-    with ``lambda = log SNR = log(alpha^2 / sigma^2)`` from ``lambda(t_max)`` to ``lambda(t_min)``. The integral
+    with ``lambda = log SNR = log(alpha^2 / sigma^2)`` from ``lambda(t_max)`` to ``lambda(t_decoder)`` (default
+    ``t_min``: where the decoder takes over; any time gives a valid bound, on the model that decodes there). The integral
     is estimated with ``num_samples`` stratified points uniform in ``lambda`` (an unbiased estimate, of low
     variance: the integrand is near ``D/2`` at high SNR where uniform time would put a ``1/t`` spike). The
     decoder ``p(x0 | x_{t_min})`` is ``N(x_{t_min} / alpha, (sigma / alpha)^2)`` (``gaussian``: a density of
@@ -130,7 +132,8 @@ def diffusion_variational_bound(denoiser: Callable, path, x0, rng, *, num_sample
     b = x0.shape[0]
     k_u, k_eps, k_dec = jax.random.split(rng, 3)
     # lambda -> t by interpolation on a fine grid: one rule for every path
-    grid = jnp.linspace(path.t_min, path.t_max, 4097)
+    t_dec = path.t_min if t_decoder is None else t_decoder
+    grid = jnp.linspace(t_dec, path.t_max, 4097)
     lam_grid = 2 * (jnp.log(path.alpha(grid)) - jnp.log(path.sigma(grid)))  # decreasing in t
     lam_max, lam_min = lam_grid[0], lam_grid[-1]
     u = (jnp.arange(num_samples)[None] + jax.random.uniform(k_u, (b, 1))) / num_samples  # stratified, (B, S)
@@ -147,7 +150,7 @@ def diffusion_variational_bound(denoiser: Callable, path, x0, rng, *, num_sample
     # prior: KL(N(a x0, s^2) || N(0, P^2)) per dimension
     a_T, s_T, p = path.alpha(path.t_max), path.sigma(path.t_max), path.prior_std
     prior = _sum_except_batch(jnp.log(p / s_T) + (s_T ** 2 + (a_T * x0) ** 2) / (2 * p * p) - 0.5)
-    a0, s0 = path.alpha(path.t_min), path.sigma(path.t_min)
+    a0, s0 = path.alpha(t_dec), path.sigma(t_dec)
     z0 = a0 * x0 + s0 * jax.random.normal(k_dec, x0.shape)
     if decoder == "gaussian":
         std = s0 / a0
