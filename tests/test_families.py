@@ -262,6 +262,16 @@ def _built(name, **model):
     return c, family, init_state(c, family, data), data
 
 
+def test_a_family_module_imports_first_in_a_fresh_interpreter():
+    """The families import the engine's state and optimizers, the engine the registry: importing a family
+    module before anything else once failed with a circular ImportError."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", "import gen_jax.families.diffusion, gen_jax.families; "
+                    "assert 'diffusion' in gen_jax.families.FAMILIES"], check=True)
+
+
 def test_declared_capabilities_and_log_prob_kinds():
     expected = {"vae_digits": ({"sample", "log_prob", "encode", "decode", "impute", "anomaly_score"}, "lower_bound"),
                 "flow_toy2d": ({"sample", "log_prob", "encode", "decode", "anomaly_score"}, "exact"),

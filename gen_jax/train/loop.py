@@ -28,8 +28,9 @@ from gen_jax.data.iterator import BatchIterator
 from gen_jax.data.text import TEXT_DATASETS, load_text_dataset
 from gen_jax.data.toy2d import TOY_DATASETS
 from gen_jax.data.vectors import load_toy_dataset
-from gen_jax.families import build_family
-from gen_jax.families.base import Family
+# The registry as a module, read at call time: the families import gen_jax.train (state, step, optimizers), so
+# `import gen_jax.families` before gen_jax.train reaches this line while the registry is half built.
+from gen_jax import families as family_registry
 from gen_jax.train.checkpoint import CheckpointStore, has_checkpoint
 from gen_jax.train.config import upgrade_config_dict, validate_config
 from gen_jax.train.evaluators import (build_evaluators, log_likelihood_options, run_evaluators,
@@ -63,7 +64,7 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
     return dict(zip(("init", "loop", "sample", "eval"), jax.random.split(jax.random.key(seed), 4)))
 
 
-def init_state(config, family: Family, train_data) -> TrainState:
+def init_state(config, family: family_registry.Family, train_data) -> TrainState:
     """The fresh state, from ``config.seed`` alone."""
     example = {k: v[:2] for k, v in train_data.arrays().items()}
     return family.trainer.init_state(run_keys(config.seed)["init"], example)
@@ -97,7 +98,7 @@ def _every(done: int, every: int) -> bool:
     return bool(every) and done % every == 0
 
 
-def _write_samples(family: Family, state: TrainState, rng, config, path: Path, title: str) -> None:
+def _write_samples(family: family_registry.Family, state: TrainState, rng, config, path: Path, title: str) -> None:
     params = state.eval_params
     if family.picture is not None:
         family.picture(params, rng, path, title)
@@ -196,7 +197,8 @@ def _check_resume(workdir: Path, config: ml_collections.ConfigDict, step: int, t
         raise ValueError(f"{workdir} holds a checkpoint at step {step} of a run with other {', '.join(bound)} "
                          f"({listed}); resume it with its own settings, or train in a new workdir")
     old_config = ml_collections.ConfigDict(previous)
-    old_state = jax.eval_shape(lambda: init_state(old_config, build_family(old_config, train_data), train_data))
+    old_family = family_registry.build_family(old_config, train_data)
+    old_state = jax.eval_shape(lambda: init_state(old_config, old_family, train_data))
     new_state = jax.eval_shape(lambda: target)
     same = (jax.tree.structure(old_state) == jax.tree.structure(new_state)
             and all(a.shape == b.shape and a.dtype == b.dtype
@@ -267,7 +269,7 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
         if config.eval.select_num_examples:
             select_data = select_data.take(config.eval.select_num_examples)
 
-    family = build_family(config, train_data)
+    family = family_registry.build_family(config, train_data)
     evaluators = build_evaluators(config, family)
     select_options = {}
     if select_every:
@@ -451,7 +453,7 @@ def restore_run(workdir: str | Path, split: str = "train", checkpoint: str = "la
     config = ml_collections.ConfigDict(_read_config_json(config_path))
     train_data = load_data(config, "train")
     data = train_data if split == "train" else load_data(config, split)
-    family = build_family(config, train_data)
+    family = family_registry.build_family(config, train_data)
     state = init_state(config, family, train_data)
     directory = workdir / ("checkpoints" if checkpoint == "latest" else "best")
     if not has_checkpoint(directory):
