@@ -13,6 +13,7 @@ import jax
 from absl import app, flags, logging
 
 from gen_jax.train import CHECKPOINT_CHOICES, resolve_checkpoint, restore_run
+from gen_jax.train.config import parse_key_values
 from gen_jax.train.evaluators import split_log_likelihood
 from gen_jax.train.workdir import write_text_atomic
 
@@ -27,6 +28,8 @@ _CHECKPOINT = flags.DEFINE_enum("checkpoint", "best_if_any", list(CHECKPOINT_CHO
                                 "when the run made one.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the importance samples.")
 _NUM = flags.DEFINE_integer("num_examples", 0, "Evaluate the first n examples of the split (0 = all).")
+_OPTIONS = flags.DEFINE_list("log_prob_option", [], "Other key=value options of the family's log_prob, e.g. "
+                             "estimator=pf_ode,num_steps=50 for a diffusion model on images.")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -41,6 +44,7 @@ def main(argv):
     options = {"num_samples": _K.value} if "num_samples" in log_prob.options else {}
     if "chunk_size" in log_prob.options:
         options["chunk_size"] = min(_CHUNK.value, _K.value)
+    options.update(parse_key_values(_OPTIONS.value))
     t0 = time.time()
     res = split_log_likelihood(family, state.eval_params, data, jax.random.key(_SEED.value),
                                batch_size=_BATCH.value, **options)

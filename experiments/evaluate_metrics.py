@@ -32,6 +32,7 @@ from gen_jax.eval import per_example_log_likelihood
 from gen_jax.eval import (MASKS, detection_report, inpainting_score, load_feature_network, make_mask,
                           masked_errors, mode_coverage, sample_quality, two_sample_report)
 from gen_jax.train import CHECKPOINT_CHOICES, resolve_checkpoint, restore_run
+from gen_jax.train.config import parse_key_values
 from gen_jax.train.loop import load_data
 from gen_jax.train.workdir import write_text_atomic
 
@@ -69,14 +70,7 @@ def _first(arrays, n):
 
 def _sample_options() -> dict:
     """``--sample_option key=value`` pairs (numbers parsed), passed to the family's ``sample``."""
-    out = {}
-    for item in _SAMPLE_OPTIONS.value:
-        key, _, value = item.partition("=")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
+    return parse_key_values(_SAMPLE_OPTIONS.value)
 
 
 def quality(config, family, params, test):

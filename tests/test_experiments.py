@@ -53,6 +53,9 @@ def test_represent_and_evaluate(trained):
     cli("evaluate.py", "--workdir", trained, "--num_samples", 20, "--chunk", 10)
     res = json.loads((trained / "eval_iwae20_test.json").read_text())
     assert res["num_examples"] == 360 and res["nll"] > 0
+    cli("evaluate.py", "--workdir", trained, "--log_prob_option", "num_samples=3", "--chunk", 3,
+        "--num_examples", 50)  # any log_prob option by name, read as JSON where it parses
+    assert json.loads((trained / "eval_iwae3_test.json").read_text())["num_examples"] == 50
 
 
 def test_unknown_override_key_is_an_error(tmp_path):
@@ -82,6 +85,19 @@ def test_evaluate_metrics_on_a_workdir(trained):
     assert all(inpainting[m]["mse"] > 0 for m in ("left_half", "center_square", "random_half"))
     proc = cli("evaluate_metrics.py", "--workdir", trained, "--metrics", "fid", check=False)
     assert proc.returncode != 0 and "unknown metrics" in proc.stderr
+
+
+def test_diffusion_sampler_table_and_guidance_grid(tmp_path):
+    work = tmp_path / "diffusion"
+    cli("train.py", "--config", "configs/diffusion_digits.py:smoke", "--workdir", work,
+        "--config.train.num_devices=1", "--config.train.sample_every=0")
+    cli("diffusion_samplers.py", "--workdir", work, "--samplers", "heun:edm", "--nfe", "4",
+        "--num_samples", 20, "--chunk", 10, "--guidance", "2", "--feature_steps", 100)
+    res = json.loads((work / "samplers.json").read_text())
+    assert [(r["sampler"], r["steps"], r["nfe"]) for r in res["samplers"]] == [("heun", 1, 3)]  # nearest 4
+    assert all(r["samples_per_sec"] > 0 and np.isfinite(r["fd"]) for r in res["samplers"])
+    assert [g["guidance"] for g in res["guidance"]] == [2.0] and len(res["guidance"][0]["accuracy_per_class"]) == 10
+    assert (work / "guidance_2.png").exists() and "| heun | edm | 1 | 3 |" in (work / "samplers.md").read_text()
 
 
 def test_two_sample_metrics_on_a_flow_workdir(tmp_path):

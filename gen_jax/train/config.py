@@ -7,6 +7,7 @@ an unknown key (``ml_collections`` with ``lock_config=True``).
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import ml_collections
@@ -162,3 +163,18 @@ def upgrade_config_dict(d: dict) -> dict:
     if "loss" in d and "loss" not in own:
         del d["loss"]
     return d
+
+
+def parse_key_values(items) -> dict:
+    """``["k=v", ...]`` from a command line as a dict, each value read as JSON where it parses (numbers, true,
+    lists) and as the string otherwise: how entry points take a family's sample or log_prob options."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected key=value, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
