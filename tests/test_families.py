@@ -320,6 +320,8 @@ def test_image_diffusion_samples_levels_guides_imputes_and_names_its_estimators(
                for d in draws.values())
     assert not np.array_equal(draws[0.0], draws[3.0])  # guidance changes the samples, the seed alone fixed
     assert not np.array_equal(draws[1.0], np.asarray(family.sample(params, jax.random.key(1), 4, labels=y)))
+    unclipped = np.asarray(family.sample(params, jax.random.key(0), 4, labels=y, clip=False))
+    assert unclipped.shape == draws[1.0].shape and not np.array_equal(unclipped, draws[1.0])  # x0_hat clipped
     with pytest.raises(ValueError, match="unknown sampler 'rk45'"):
         family.sample(params, jax.random.key(0), 4, sampler="rk45")
     assert [sampler_evaluations(s, 10) for s in ("ddpm", "ddim", "euler", "heun")] == [11, 11, 11, 21]

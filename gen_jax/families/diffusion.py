@@ -261,29 +261,39 @@ def _build_images(config: ml_collections.ConfigDict, data: ImageDataset) -> Fami
             return path.denoise(m.prediction, apply(params, x, tb, y, None), x, tb)
         return den
 
-    def guided_denoiser(params, labels, guidance):
-        if not num_classes or guidance == 1.0:
-            return denoiser(params, labels)
-        return guided(denoiser(params, labels), denoiser(params, None), path, guidance)
+    def guided_denoiser(params, labels, guidance, clip):
+        den = denoiser(params, labels)
+        if num_classes and guidance != 1.0:
+            den = guided(den, denoiser(params, None), path, guidance)
+        if not clip:
+            return den
 
-    @functools.partial(jax.jit, static_argnames=("n", "sampler", "steps", "grid", "guidance"))
-    def _sample(params, rng, labels, n, sampler, steps, grid, guidance):
+        def clipped(x, t):  # x0_hat in the data's range [-1, 1], eps_hat made consistent with it
+            x0 = jnp.clip(den(x, t)[0], -1.0, 1.0)
+            a, s = path.alpha(t), path.sigma(t)
+            return x0, (x - a * x0) / s
+        return clipped
+
+    @functools.partial(jax.jit, static_argnames=("n", "sampler", "steps", "grid", "guidance", "clip"))
+    def _sample(params, rng, labels, n, sampler, steps, grid, guidance, clip):
         k_prior, k_run = jax.random.split(rng)
-        x = _run_sampler(guided_denoiser(params, labels, guidance), path, path.prior_sample(k_prior, (n, *shape)),
-                         time_grid(path, steps, grid), k_run, sampler)
+        x = _run_sampler(guided_denoiser(params, labels, guidance, clip), path,
+                         path.prior_sample(k_prior, (n, *shape)), time_grid(path, steps, grid), k_run, sampler)
         return to_levels(x)
 
-    def sample(params, rng, n, *, labels=None, sampler=None, steps=None, grid=None, guidance=None):
+    def sample(params, rng, n, *, labels=None, sampler=None, steps=None, grid=None, guidance=None, clip=True):
         """``n`` images as integer levels; ``sampler`` (heun | euler | ddim | ddpm | sde), ``steps``, ``grid``
         (uniform | edm) and, for a conditional model, ``labels`` (default: one column per class) and
-        ``guidance`` (0 unconditional, 1 conditional, more: sharper) default to the config's."""
+        ``guidance`` (0 unconditional, 1 conditional, more: sharper) default to the config's. ``clip`` keeps
+        each step's ``x0_hat`` in [-1, 1] (DDPM's clipped denoising, Ho et al. 2020)."""
         labels = image_labels(num_classes, n, labels)
         if guidance is not None and not num_classes:
             raise ValueError("guidance needs a conditional model (model.conditional=True)")
         sampler = sampler or m.sampler
         sampler_evaluations(sampler, 1)  # checks the name
         return _sample(params, rng, labels, n=n, sampler=sampler, steps=steps or m.sample_steps,
-                       grid=grid or grid_kind, guidance=float(m.guidance if guidance is None else guidance))
+                       grid=grid or grid_kind, guidance=float(m.guidance if guidance is None else guidance),
+                       clip=bool(clip))
 
     def log_prob_fn(params, batch, rng, *, estimator, num_samples, num_steps):
         labels = jnp.asarray(batch["label"]) if num_classes else None
