@@ -49,8 +49,9 @@ def main(argv):
     res = split_log_likelihood(family, state.eval_params, data, jax.random.key(_SEED.value),
                                batch_size=_BATCH.value, **options)
     estimator = log_prob.name(**options)
-    res.update(estimator=estimator, log_prob_kind=log_prob.kind, **options, k=options.get("num_samples"), device=str(jax.devices()[0].platform),
-               split=_SPLIT.value, checkpoint=which, step=int(state.step), seconds=round(time.time() - t0, 1))
+    res.update({**options, "estimator": estimator, "log_prob_kind": log_prob.kind, "k": options.get("num_samples"),
+                "device": str(jax.devices()[0].platform), "split": _SPLIT.value, "checkpoint": which,
+                "step": int(state.step), "seconds": round(time.time() - t0, 1)})
     write_text_atomic(Path(_WORKDIR.value) / f"eval_{estimator}_{_SPLIT.value}.json", json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
 
