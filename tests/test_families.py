@@ -2,6 +2,7 @@
 parameters; fitted in closed form) get every engine guarantee, and the library's families declare what they
 can do."""
 
+import json
 import types
 
 import chex
@@ -270,6 +271,20 @@ def test_a_family_module_imports_first_in_a_fresh_interpreter():
 
     subprocess.run([sys.executable, "-c", "import gen_jax.families.diffusion, gen_jax.families; "
                     "assert 'diffusion' in gen_jax.families.FAMILIES"], check=True)
+
+
+def test_a_workdir_from_before_a_familys_new_keys_restores_and_resumes(tmp_path):
+    """config.json of a diffusion run made before the image keys existed (model.t_min, time_grid, channels, ...)."""
+    c = load_config_file(CONFIGS / "diffusion_toy2d.py", "smoke")
+    c.train.num_devices, c.train.steps, c.train.sample_every = 1, 2, 0
+    gt.run(c, tmp_path)
+    stored = json.loads((tmp_path / "config.json").read_text())
+    for key in ("t_min", "time_grid", "channels", "conditional", "likelihood_samples", "impute_resample"):
+        del stored["model"][key]
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    config, family, state, _ = gt.restore_run(tmp_path, "test")
+    assert config.model.time_grid == "" and int(state.step) == 2
+    assert gt.run(c, tmp_path)["step"] == 2  # the same run: resumed, nothing to redo, no refusal
 
 
 def test_declared_capabilities_and_log_prob_kinds():

@@ -143,10 +143,9 @@ def upgrade_config_dict(d: dict) -> dict:
     """A ``config.json`` written before the per-family config sections (no ``evals``) in today's layout, with
     the same meaning: the family's own hook (``upgrade_legacy_config``: its renamed keys, the evaluations its old
     ``eval`` settings ran) first, then only the family's own model keys, with keys added since at their defaults
-    (the values they had when the run was made), and only the loss / eval keys the family still has. Newer dicts
-    are returned unchanged."""
-    if "evals" in d:
-        return d
+    (the values they had when the run was made), and only the loss / eval keys the family still has. A newer dict
+    only gets the model keys its family added since, at their defaults (a family adds a key with the default
+    that keeps the old behaviour)."""
     import copy
 
     from gen_jax.families import get_family
@@ -154,6 +153,9 @@ def upgrade_config_dict(d: dict) -> dict:
     d = copy.deepcopy(d)
     family = get_family(d["model"]["family"])
     own = default_config(family.NAME)
+    if "evals" in d:  # the defaults as config.json would hold them (lists, not tuples)
+        d["model"] = {**json.loads(json.dumps(own.model.to_dict())), **d["model"]}
+        return d
     d["evals"] = own.evals.to_dict()
     d.setdefault("eval", {})
     if hasattr(family, "upgrade_legacy_config"):
