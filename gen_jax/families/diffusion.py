@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from gen_jax.data.conventions import dequantized_nll, uniform_dequantize
 from gen_jax.data.images import ImageDataset
 from gen_jax.data.toy2d import world_land_raster
 from gen_jax.data.vectors import VectorDataset
@@ -89,6 +90,11 @@ def _check_model(m):
         raise ValueError(f"unknown model.time_grid {m.time_grid!r}; use uniform or edm")
 
 
+def _grid_kind(m) -> str:
+    """The samplers' time grid: ``model.time_grid``, else EDM's noise levels on an EDM path and uniform otherwise."""
+    return m.time_grid or ("edm" if m.process == "edm" else "uniform")
+
+
 def _path(m, sigma_data: float):
     kw = {"t_min": m.t_min} if m.t_min else {}
     return EDM(sigma_data=sigma_data, **kw) if m.process == "edm" else make_path(m.process, **kw)
@@ -133,7 +139,7 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
             return path.denoise(m.prediction, apply(params, xt, tb, None, None), xt, tb)
         return d
 
-    grid_kind = m.time_grid or ("edm" if m.process == "edm" else "uniform")
+    grid_kind = _grid_kind(m)
 
     @functools.partial(jax.jit, static_argnames=("n", "sampler", "steps", "grid"))
     def _sample(params, rng, n, sampler, steps, grid):
@@ -217,7 +223,7 @@ def _build_images(config: ml_collections.ConfigDict, data: ImageDataset) -> Fami
     path = _path(m, sigma_data=0.5)  # images in [-1, 1]: EDM's own sigma_data
     net = UNet(channels=tuple(m.channels), num_res_blocks=m.num_res_blocks, attention=m.attention,
                num_classes=num_classes, time_dim=m.time_dim, dropout=m.dropout, conv=m.conv)
-    grid_kind = m.time_grid or ("edm" if m.process == "edm" else "uniform")
+    grid_kind = _grid_kind(m)
     # The bound's decoder sits where the noise (sigma / alpha) is a quarter of a bin (2 / K wide), so that
     # +-2 sigma stays in the bin; below that the network would be asked to resolve noise finer than the levels
     # (digits, run at t_min 1e-5 and 1e-2: 6.15 and 1.96 bits/dim, BENCHMARKS).
@@ -303,11 +309,11 @@ def _build_images(config: ml_collections.ConfigDict, data: ImageDataset) -> Fami
                                                 decoder="discretized", num_levels=k, t_decoder=t_decoder)
         if estimator == "pf_ode":  # uniformly dequantized y in [0, 1) as x = 2 y - 1, back to P(levels)
             k_u, k_probe = jax.random.split(rng)
-            u = jax.random.uniform(k_u, batch["image"].shape)
-            x = 2 * (jnp.asarray(batch["image"], jnp.float32) + u) / k - 1
+            x = 2 * uniform_dequantize(jnp.asarray(batch["image"]), k_u, num_levels=k) - 1
             ts = time_grid(path, num_steps, grid_kind)[::-1]
             log_px = pf_ode_log_likelihood(den, path, x, ts=ts, rng=k_probe, exact_divergence=False)
-            return log_px + d * math.log(2.0) - d * math.log(k)
+            # y = (x + 1) / 2, so log p(y) = log p(x) + D log 2
+            return -dequantized_nll(log_px + d * math.log(2.0), num_dims=d, num_levels=k)
         raise ValueError(f"unknown log_prob estimator {estimator!r}; use 'vlb' or 'pf_ode'")
 
     log_prob = LogProb(log_prob_fn, "lower_bound",
