@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gen_jax.nn import MLP, ConvDecoder, PatchConv, SubpixelConvTranspose, UNet
+from gen_jax.nn import MLP, ConvDecoder, PatchConv, SpaceToDepthConv, SubpixelConvTranspose, UNet
+from gen_jax.nn.minibatch import MinibatchDiscrimination, minibatch_stddev, pack
 
 CASES = [  # (input H, W, kernel, stride, padding)
     (7, 7, 4, 2, "SAME"), (7, 9, 4, 2, "VALID"), (8, 8, 3, 2, "SAME"), (5, 6, 5, 2, "SAME"),
@@ -36,6 +37,36 @@ def test_subpixel_conv_transpose_equals_flax_conv_transpose(h, w, k, s, padding)
     x = jax.random.normal(jax.random.key(0), (2, h, w, 3))
     assert_same_function(SubpixelConvTranspose(5, (k, k), (s, s), padding=padding),
                          nn.ConvTranspose(5, (k, k), (s, s), padding=padding), x)
+
+
+@pytest.mark.parametrize("h,w,k,s,padding", [(28, 28, 4, 2, ((1, 1), (1, 1))), (7, 9, 4, 2, ((1, 1), (1, 1))),
+                                               (8, 7, 3, 2, "SAME"), (9, 9, 5, 2, "VALID"), (10, 11, 3, 3, "SAME"),
+                                               (6, 6, 2, 2, ((0, 1), (1, 0)))])
+def test_space_to_depth_conv_equals_strided_flax_conv(h, w, k, s, padding):
+    x = jax.random.normal(jax.random.key(0), (2, h, w, 3))
+    assert_same_function(SpaceToDepthConv(5, (k, k), (s, s), padding=padding),
+                         nn.Conv(5, (k, k), strides=(s, s), padding=padding), x)
+
+
+def test_packing_minibatch_stddev_and_minibatch_discrimination_by_hand():
+    x = np.arange(4 * 3 * 2, dtype=np.float32).reshape(4, 3, 2)  # 4 examples, 3 "pixels", 2 channels
+    packed = np.asarray(pack(jnp.asarray(x), 2))
+    assert packed.shape == (2, 3, 4)
+    np.testing.assert_array_equal(packed[1, 2], np.concatenate([x[2, 2], x[3, 2]]))  # examples side by side
+    with pytest.raises(ValueError, match="not divisible by the packing degree 3"):
+        pack(jnp.asarray(x), 3)
+    v = np.random.default_rng(0).normal(size=(6, 5)).astype(np.float32)
+    out = np.asarray(minibatch_stddev(jnp.asarray(v), group_size=3))
+    for i in range(6):  # group of example i: the examples i mod 2 (StyleGAN's reshape)
+        group = v[i % 2::2]
+        np.testing.assert_allclose(out[i, -1], np.mean(np.sqrt(group.var(0) + 1e-8)), rtol=1e-5)
+    np.testing.assert_array_equal(out[:, :5], v)
+    mbd = MinibatchDiscrimination(num_kernels=3, kernel_dim=2)
+    params = mbd.init(jax.random.key(0), jnp.asarray(v))
+    t = np.asarray(params["params"]["T"])
+    m = (v @ t).reshape(6, 3, 2)
+    want = np.stack([sum(np.exp(-np.abs(m[i] - m[j]).sum(-1)) for j in range(6) if j != i) for i in range(6)])
+    np.testing.assert_allclose(np.asarray(mbd.apply(params, jnp.asarray(v)))[:, 5:], want, rtol=1e-5)
 
 
 @pytest.mark.parametrize("kernel,padding", [((2, 3), "VALID"), ((1, 2), ((0, 0), (1, 0))), ((1, 1), "SAME"),

@@ -179,10 +179,19 @@ def world_land(resolution: float = WORLD_LAND_RESOLUTION) -> Toy2D:
     return Toy2D("world_land", sample_fn, log_prob_fn, (-180.0, 180.0, -90.0, 90.0))
 
 
+def _renamed(toy: Toy2D, name: str, bounds) -> Toy2D:
+    return dataclasses.replace(toy, name=name, bounds=bounds)
+
+
 TOY_DATASETS: dict[str, Callable[[], Toy2D]] = {
     "two_moons": two_moons,
     "ring8": ring_of_gaussians,
     "grid25": grid_of_gaussians,
+    # PacGAN's mode-collapse benchmarks (Lin et al. 2018, after VEEGAN): ring radius 1, sigma 0.01; grid means
+    # {-4, -2, 0, 2, 4}^2, sigma 0.05
+    "pacgan_ring8": lambda: _renamed(ring_of_gaussians(8, radius=1.0, std=0.01), "pacgan_ring8", (-1.5, 1.5, -1.5, 1.5)),
+    "pacgan_grid25": lambda: _renamed(grid_of_gaussians(5, spacing=2.0, std=0.05), "pacgan_grid25",
+                                      (-5.5, 5.5, -5.5, 5.5)),
     "checkerboard": checkerboard,
     "spirals": spirals,
     "world_land": world_land,

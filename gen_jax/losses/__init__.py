@@ -1,5 +1,7 @@
 """Standalone loss functions, one file per objective."""
 
+from gen_jax.losses.adversarial import (ADVERSARIAL_LOSSES, discriminator_loss, generator_loss, gradient_norm_squared,
+                                        gradient_penalty)
 from gen_jax.losses.elbo import (elbo, gaussian_kl, log_normal_diag, make_importance_weighted_bound,
                                  make_iwae_loss, make_vae_loss)
 from gen_jax.losses.nll import make_nll_loss, negative_log_likelihood

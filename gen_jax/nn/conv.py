@@ -96,6 +96,57 @@ class SubpixelConvTranspose(nn.Module):
         return y
 
 
+class SpaceToDepthConv(nn.Module):
+    """Drop-in for a strided ``flax.linen.Conv`` (2-D, NHWC), fast on CPU: the same function as a stride-1
+    convolution of the space-to-depth rearranged input.
+
+    With stride ``s``, output ``o`` reads padded input rows ``s*o + t`` for taps ``t < k``; writing
+    ``t = s*u + r`` (``r < s``) it reads block ``o + u`` at phase ``r``, so the kernel becomes a
+    ``ceil(k / s)``-tap stride-1 kernel over ``s*s*in`` channels (missing taps zero). XLA:CPU's weight gradient
+    of a strided convolution is a slow path (``experiments/benchmark_gan_torch.py``); this one's is an ordinary
+    convolution's. Parameters are named and shaped as ``nn.Conv``'s (``kernel`` ``(kh, kw, in, out)``, ``bias``);
+    ``tests/test_nn.py`` checks outputs and gradients against ``nn.Conv``. ``padding`` is ``"SAME"``,
+    ``"VALID"`` or explicit ``((lo, hi), (lo, hi))``.
+    """
+
+    features: int
+    kernel_size: Sequence[int] = (4, 4)
+    strides: Sequence[int] = (2, 2)
+    padding: str | Sequence[tuple[int, int]] = ((1, 1), (1, 1))
+    use_bias: bool = True
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        batch, h, w, cin = x.shape
+        if isinstance(self.padding, str):
+            if self.padding not in ("SAME", "VALID"):
+                raise ValueError(f"padding must be 'SAME', 'VALID' or ((lo, hi), (lo, hi)), got {self.padding!r}")
+            pads = lax.padtype_to_pads((h, w), (kh, kw), (sh, sw), self.padding)
+        else:
+            pads = tuple(tuple(p) for p in self.padding)
+        out_h = (h + sum(pads[0]) - kh) // sh + 1
+        out_w = (w + sum(pads[1]) - kw) // sw + 1
+        uh, uw = -(-kh // sh), -(-kw // sw)  # taps per axis of the block kernel
+        # pad (and crop) so that exactly out + u - 1 blocks of s rows remain: the rest is never read
+        rows, cols = (out_h + uh - 1) * sh, (out_w + uw - 1) * sw
+        x = jnp.pad(x, ((0, 0), (pads[0][0], max(rows - h - pads[0][0], 0)),
+                        (pads[1][0], max(cols - w - pads[1][0], 0)), (0, 0)))[:, :rows, :cols]
+        x = x.reshape(batch, rows // sh, sh, cols // sw, sw, cin).transpose(0, 1, 3, 2, 4, 5)
+        x = x.reshape(batch, rows // sh, cols // sw, sh * sw * cin)
+        kernel = self.param("kernel", self.kernel_init, (kh, kw, cin, self.features), jnp.float32)
+        k = jnp.pad(kernel, ((0, uh * sh - kh), (0, uw * sw - kw), (0, 0), (0, 0)))
+        k = k.reshape(uh, sh, uw, sw, cin, self.features).transpose(0, 2, 1, 3, 4, 5)
+        k = k.reshape(uh, uw, sh * sw * cin, self.features)
+        y = lax.conv_general_dilated(x, k.astype(x.dtype), (1, 1), "VALID",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        if self.use_bias:
+            y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32)
+        return y
+
+
 class PatchConv(nn.Module):
     """Drop-in for a stride-1 ``flax.linen.Conv`` (2-D, NHWC), computed as patches @ kernel.
 

@@ -5,4 +5,4 @@ from gen_jax.sampling.diffusion import (ddim_sample, ddim_solve, guided, inpaint
                                         reverse_sde_sample, time_grid)
 from gen_jax.sampling.imputation import impute_by_importance_sampling
 from gen_jax.sampling.langevin import annealed_langevin_sample, langevin_sample
-from gen_jax.sampling.latent import apply_attribute, attribute_vector, lerp, slerp
+from gen_jax.sampling.latent import apply_attribute, attribute_vector, invert_generator, lerp, slerp

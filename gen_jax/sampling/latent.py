@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import optax
 
 
 def lerp(z0: jax.Array, z1: jax.Array, num: int) -> jax.Array:
@@ -40,3 +41,29 @@ def attribute_vector(codes: jax.Array, has_attribute: jax.Array) -> jax.Array:
 def apply_attribute(z: jax.Array, vector: jax.Array, strengths: jax.Array) -> jax.Array:
     """``z + s * vector`` for each strength ``s``: shape ``(len(strengths), D)``."""
     return z[None] + strengths[:, None] * vector[None]
+
+
+def invert_generator(generator, x: jax.Array, z0: jax.Array, *, mask: jax.Array | None = None, steps: int = 200,
+                     learning_rate: float = 0.05, prior_weight: float = 1e-3) -> jax.Array:
+    """GAN inversion: the code ``z`` whose image ``generator(z)`` matches ``x`` on the observed entries.
+
+    Minimises ``sum(mask * (G(z) - x)^2) + prior_weight * ||z||^2 / 2`` per example by Adam from ``z0``
+    (Creswell & Bharath 2018; Zhu et al. 2016): with ``mask`` = the observed pixels it is an inpainting
+    method (fill in ``G(z)`` where the mask is 0). The prior term keeps ``z`` where the Gaussian prior puts its
+    mass. ``generator`` maps ``(B, D)`` codes to ``x``'s shape; examples are independent (the loss is a sum over
+    them, so each code sees only its own gradient).
+    """
+    mask = jnp.ones_like(x) if mask is None else mask
+    opt = optax.adam(learning_rate)
+
+    def loss(z):
+        r = (generator(z) - x) * mask
+        return jnp.sum(r ** 2) + 0.5 * prior_weight * jnp.sum(z ** 2)
+
+    def body(carry, _):
+        z, state = carry
+        updates, state = opt.update(jax.grad(loss)(z), state)
+        return (optax.apply_updates(z, updates), state), None
+
+    (z, _), _ = jax.lax.scan(body, (z0, opt.init(z0)), None, length=steps)
+    return z

@@ -32,8 +32,17 @@ class TrainState(flax.struct.PyTreeNode):
 
     @property
     def eval_params(self) -> Any:
-        """The parameters to evaluate and sample with: the EMA ones when kept, else the trained ones."""
-        return self.ema_params if self.ema_params is not None else self.params
+        """The parameters to evaluate and sample with: the EMA ones when kept, else the trained ones. An EMA of
+        part of a dict of parameters (a GAN's generator, ``{"generator": {"params": ...}}``) replaces that part
+        only; the rest (the discriminator, batch-norm statistics) comes from ``params``."""
+        return self.params if self.ema_params is None else _overlay(self.params, self.ema_params)
+
+
+def _overlay(base: Any, top: Any) -> Any:
+    """``top`` where it has an entry, ``base`` elsewhere (dicts merged key by key, anything else replaced)."""
+    if isinstance(top, dict) and isinstance(base, dict):
+        return {**base, **{k: _overlay(base[k], v) if k in base else v for k, v in top.items()}}
+    return top
 
 
 def create_train_state(params: Any, optimizer: optax.GradientTransformation, *, ema: bool = False,

@@ -1,0 +1,42 @@
+"""DCGAN on MNIST (Radford et al. 2016): z of 64 -> 7x7x128 -> 14x14x64 -> 28x28 generator (batch norm, ReLU,
+tanh), 28 -> 14 -> 7 discriminator (64, 128 maps, LeakyReLU 0.2, batch norm after the second), the
+non-saturating loss, Adam (2e-4, b1 0.5) for both players, batch 64, EMA 0.999 of the generator for samples.
+Strided layers run as their exact stride-1 equivalents (``model.conv="fast"``; ``"flax"`` for the plain ones).
+
+``python experiments/train.py --config configs/gan_mnist.py --workdir runs/gan_mnist
+[--config.data.name=fashion_mnist] [--config.model.conditional=True]``
+then ``experiments/evaluate_metrics.py --workdir runs/gan_mnist --metrics quality`` (FD, KID,
+precision/recall in the evaluation suite's feature space).
+"""
+
+from gen_jax.train.config import default_config, smoke_train_settings
+
+
+def get_config(variant: str = ""):
+    c = default_config("gan")
+    c.data.name = "mnist"
+    c.model.loss = "non_saturating"
+    c.model.latent_dim = 64
+    c.model.g_channels = (128, 64)
+    c.model.d_channels = (64, 128)
+    c.model.d_norm = "batch"
+    for optim in (c.optim, c.discriminator_optim):
+        optim.learning_rate = 2e-4
+        optim.b1 = 0.5
+        optim.schedule = "constant"
+    c.train.ema_decay = 0.999
+    c.train.steps = 20_000
+    c.train.batch_size = 64
+    c.train.log_every = 500
+    c.train.checkpoint_every = 2000
+    c.train.sample_every = 2000
+    c.train.progress_bar = False
+    if variant == "smoke":
+        c.model.latent_dim = 8
+        c.model.g_channels = (8, 4)
+        c.model.d_channels = (4, 8)
+        c.train.ema_decay = 0.0
+        smoke_train_settings(c, steps=6, batch_size=16)
+    elif variant:
+        raise ValueError(f"unknown variant {variant!r}; use '' or 'smoke'")
+    return c

@@ -1,0 +1,336 @@
+"""The GAN family: a generator and a discriminator, each with its own optimizer, trained by alternating updates
+of an adversarial loss (:mod:`gen_jax.losses.adversarial`).
+
+**The step** (one per ``train.steps``): ``model.n_critic`` discriminator updates, each with a fresh key (new
+noise, new interpolates for the gradient penalty; the real batch is the step's own), then one generator update,
+then the EMA of the generator's parameters (``train.ema_decay``). Optimizers: ``optim`` is the generator's,
+``discriminator_optim`` the discriminator's (TTUR: Heusel et al. 2017), its schedule over ``n_critic * steps``
+updates. Penalties: ``model.gradient_penalty`` (WGAN-GP's lambda), ``model.r1_gamma`` / ``model.r2_gamma``
+(``gamma / 2 * ||grad D||^2`` on real / fake data), R1 lazily every ``model.r1_every`` steps (weighted by it,
+as StyleGAN2).
+
+**State**: ``state.params`` holds each player's Flax variables, ``{"generator": {"params", "batch_stats"},
+"discriminator": ...}``: the batch-norm running statistics and spectral-norm vectors stay beside the weights
+they belong to; each optimizer updates its player's ``params`` only. ``state.ema_params`` is the EMA of the
+generator's ``params`` alone (``state.eval_params`` fills in the rest). Under ``jax.pmap`` batch norm uses
+the global batch's statistics (``axis_name``), so 4 devices make the same update as one; minibatch features
+(:mod:`gen_jax.nn.minibatch`) are per device.
+
+**Data**: vectors are standardised per feature (the generator works in standard units); images are levels at
+bin centres in [-1, 1] (the generator's tanh range) and samples are rounded back to levels.
+
+**Capabilities**: ``sample`` (``labels`` for a conditional GAN), ``decode`` (the generator: codes -> data;
+images in [0, 1]), ``encode`` (GAN inversion: the code whose image matches, :func:`gen_jax.sampling.invert_generator`)
+and ``impute`` (inversion on the observed pixels only, the generator's image in the missing ones). A GAN has no
+likelihood: no ``log_prob``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from jax import lax
+
+from gen_jax.data.images import ImageDataset
+from gen_jax.data.vectors import VectorDataset
+from gen_jax.families.base import Family, Trainer
+from gen_jax.families.common import image_labels
+from gen_jax.losses.adversarial import (ADVERSARIAL_LOSSES, discriminator_loss, generator_loss,
+                                        gradient_norm_squared, gradient_penalty)
+from gen_jax.models.gan import DCGANGenerator, Discriminator, MLPGenerator
+from gen_jax.sampling.latent import invert_generator
+from gen_jax.train.config import OPTIM_DEFAULTS
+from gen_jax.train.optim import make_optimizer
+from gen_jax.train.state import TrainState
+from gen_jax.train.step import step_rng
+from gen_jax.viz import save_2d_panels
+from gen_jax.viz.density2d import density_grid
+
+NAME = "gan"
+
+
+def config_defaults() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.model = ml_collections.ConfigDict(dict(
+        family=NAME,
+        loss="non_saturating",  # minimax | non_saturating | least_squares | hinge | wasserstein
+        latent_dim=64,
+        n_critic=1,  # discriminator updates per generator update
+        gradient_penalty=0.0,  # WGAN-GP's lambda (10 in the paper); 0 = none
+        r1_gamma=0.0,  # R1: gamma / 2 * ||grad D(x)||^2 on data; 0 = none
+        r1_every=1,  # lazy R1 (StyleGAN2): every k steps, weighted by k
+        r2_gamma=0.0,  # R2: the same on generated samples
+        conditional=False,  # images with labels: p(x | y), the projection discriminator
+        # generator
+        g_hidden=(256, 256, 256),  # vectors: the MLP generator
+        g_channels=(128, 64),  # images: DCGAN maps at the lowest resolution, then after each upsampling
+        g_batch_norm=True,
+        # discriminator
+        d_hidden=(256, 256),  # vectors: the MLP discriminator
+        d_channels=(64, 128),  # images: DCGAN maps after each 4x4 stride-2 convolution
+        d_norm="none",  # none | batch | layer (no batch norm with a gradient penalty)
+        spectral_norm=False,
+        minibatch="none",  # none | discrimination | stddev
+        minibatch_group=4,  # stddev's group size
+        pack=1,  # PacGAN's packing degree
+        conv="fast",  # fast (SubpixelConvTranspose / SpaceToDepthConv) | flax (the strided Flax layers)
+        # GAN inversion (encode, impute)
+        invert_steps=300,
+        invert_restarts=8,  # starts per example; the best fit is kept
+        invert_learning_rate=0.05,
+        invert_prior_weight=1e-3,
+    ))
+    c.discriminator_optim = ml_collections.ConfigDict(OPTIM_DEFAULTS)
+    c.evals = ml_collections.ConfigDict()
+    return c
+
+
+def _check_model(m):
+    if m.loss not in ADVERSARIAL_LOSSES:
+        raise ValueError(f"unknown model.loss {m.loss!r}; known: {ADVERSARIAL_LOSSES}")
+    if m.n_critic < 1 or m.r1_every < 1 or m.pack < 1:
+        raise ValueError("model.n_critic, model.r1_every and model.pack must be >= 1")
+    if m.d_norm == "batch" and (m.gradient_penalty or m.r1_gamma or m.r2_gamma):
+        raise ValueError("a gradient penalty is per example: batch norm in the discriminator (model.d_norm='batch') "
+                         "couples the examples; use d_norm='layer' or 'none'")
+    if m.conv not in ("fast", "flax"):
+        raise ValueError(f"unknown model.conv {m.conv!r}; use fast or flax")
+
+
+def build(config: ml_collections.ConfigDict, data) -> Family:
+    m = config.model
+    _check_model(m)
+    if isinstance(data, ImageDataset):
+        k, shape = data.num_levels, data.image_shape
+        num_classes = data.num_classes if m.conditional else 0
+        if m.conditional and not num_classes:
+            raise ValueError(f"model.conditional=True but dataset {data.name!r} has no labels")
+        generator = DCGANGenerator(image_shape=shape, channels=tuple(m.g_channels), batch_norm=m.g_batch_norm,
+                                   num_classes=num_classes, conv="subpixel" if m.conv == "fast" else "flax")
+        d_kind, d_features = "dcgan", tuple(m.d_channels)
+        to_model = lambda levels: (2 * jnp.asarray(levels, jnp.float32) + 1) / k - 1
+        from_model = lambda x: jnp.clip(jnp.floor((x + 1) / 2 * k), 0, k - 1).astype(jnp.int32)
+        data_key = "image"
+    elif isinstance(data, VectorDataset):
+        if m.conditional:
+            raise ValueError("model.conditional=True is built for images only")
+        num_classes, shape = 0, (data.num_dims,)
+        x = np.asarray(data.x, np.float64)
+        shift, scale = jnp.asarray(x.mean(0), jnp.float32), jnp.asarray(np.maximum(x.std(0), 1e-6), jnp.float32)
+        generator = MLPGenerator(out_dim=data.num_dims, hidden=tuple(m.g_hidden), batch_norm=m.g_batch_norm)
+        d_kind, d_features = "mlp", tuple(m.d_hidden)
+        to_model = lambda v: (jnp.asarray(v, jnp.float32) - shift) / scale
+        from_model = lambda v: v * scale + shift
+        data_key = "x"
+    else:
+        raise ValueError(f"model.family='gan' takes vectors or images, got {data.name!r}")
+    discriminator = Discriminator(kind=d_kind, features=d_features, norm=m.d_norm, spectral_norm=m.spectral_norm,
+                                  minibatch=m.minibatch, minibatch_group=m.minibatch_group, pack=m.pack,
+                                  num_classes=num_classes, conv="space_to_depth" if m.conv == "fast" else "flax")
+    g_opt = make_optimizer(config.optim, config.train.steps)
+    d_opt = make_optimizer(config.discriminator_optim, config.train.steps * m.n_critic)
+    ema_decay = config.train.ema_decay
+
+    def init_state(rng, batch):
+        k_g, k_d = jax.random.split(rng)
+        labels = jnp.zeros((m.pack,), jnp.int32) if num_classes else None
+        params = {"generator": dict(generator.init(k_g, jnp.zeros((m.pack, m.latent_dim)), labels)),
+                  "discriminator": dict(discriminator.init(k_d, jnp.zeros((m.pack, *shape)), labels))}
+        ema = {"generator": {"params": jax.tree.map(jnp.copy, params["generator"]["params"])}} if ema_decay else None
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params, ema_params=ema,
+                          opt_state={"generator": g_opt.init(params["generator"]["params"]),
+                                     "discriminator": d_opt.init(params["discriminator"]["params"])})
+
+    def make_step(axis_name):
+        gen = generator.clone(axis_name=axis_name)
+        disc = discriminator.clone(axis_name=axis_name)
+
+        def g_apply(g_params, g_vars, z, labels):
+            """Training mode: batch statistics, the running ones updated. Returns the output and the
+            player's variables with ``g_params`` and the new statistics."""
+            if "batch_stats" not in g_vars:
+                return gen.apply({"params": g_params}, z, labels, train=True), {"params": g_params}
+            out, upd = gen.apply({**g_vars, "params": g_params}, z, labels, train=True, mutable=["batch_stats"])
+            return out, {"params": g_params, **upd}
+
+        def d_apply(d_params, d_vars, x, labels, update_stats=True):
+            if "batch_stats" not in d_vars:
+                return disc.apply({"params": d_params}, x, labels, update_stats=update_stats), {"params": d_params}
+            out, upd = disc.apply({**d_vars, "params": d_params}, x, labels, update_stats=update_stats,
+                                  mutable=["batch_stats"])
+            return out, {"params": d_params, **upd}
+
+        mean = jnp.mean
+
+        def draw(sampler, key, shape):
+            """This device's part of one draw for the global batch (the key is shared by all devices), so that
+            4 devices make exactly the update of one on the same global batch."""
+            if axis_name is None:
+                return sampler(key, shape)
+            n = lax.axis_size(axis_name)
+            whole = sampler(key, (n * shape[0], *shape[1:]))
+            return lax.dynamic_slice_in_dim(whole, lax.axis_index(axis_name) * shape[0], shape[0])
+
+        def critic_update(carry, i, real, labels, g_vars, rng, lazy_r1):
+            d_vars, d_opt_state = carry
+            k_z, k_gp = jax.random.split(jax.random.fold_in(rng, i))  # a fresh key for every critic update
+            z = draw(jax.random.normal, k_z, (real.shape[0], m.latent_dim))
+            fake = lax.stop_gradient(g_apply(g_vars["params"], g_vars, z, labels)[0])
+
+            def loss_fn(dp):
+                real_logits, new_vars = d_apply(dp, d_vars, real, labels)
+                fake_logits, new_vars = d_apply(dp, new_vars, fake, labels)
+                loss = mean(discriminator_loss(real_logits, fake_logits, kind=m.loss))
+                metrics = {"d_loss": loss, "d_real": mean(real_logits), "d_fake": mean(fake_logits)}
+                # the penalties read D without advancing its statistics
+                critic = lambda v: d_apply(dp, new_vars, v, labels, update_stats=False)[0]
+                if m.gradient_penalty:
+                    u = draw(jax.random.uniform, k_gp, (real.shape[0],))
+                    gp = mean(gradient_penalty(critic, real, fake, u))
+                    loss, metrics["gradient_penalty"] = loss + m.gradient_penalty * gp, gp
+                if m.r1_gamma:  # computed on its steps only (a cond: the other steps do not pay for it)
+                    r1 = lax.cond(lazy_r1, lambda: mean(gradient_norm_squared(critic, real)), lambda: 0.0)
+                    loss, metrics["r1"] = loss + 0.5 * m.r1_gamma * m.r1_every * r1, r1
+                if m.r2_gamma:
+                    r2 = mean(gradient_norm_squared(critic, fake))
+                    loss, metrics["r2"] = loss + 0.5 * m.r2_gamma * r2, r2
+                return loss, (new_vars, metrics)
+
+            grads, (new_vars, metrics) = jax.grad(loss_fn, has_aux=True)(d_vars["params"])
+            if axis_name is not None:
+                grads, metrics = lax.pmean((grads, metrics), axis_name)
+            updates, d_opt_state = d_opt.update(grads, d_opt_state, d_vars["params"])
+            new_vars["params"] = optax.apply_updates(d_vars["params"], updates)
+            metrics["d_grad_norm"] = optax.tree.norm(grads)
+            return (new_vars, d_opt_state), metrics
+
+        def step(state: TrainState, batch: dict, rng: jax.Array):
+            rng = step_rng(rng, state.step, None)  # shared by the devices: see draw
+            real = to_model(batch[data_key])
+            labels = jnp.asarray(batch["label"], jnp.int32) if num_classes else None
+            g_vars = state.params["generator"]
+            lazy_r1 = state.step % m.r1_every == 0
+            (d_vars, d_opt_state), d_metrics = lax.scan(
+                lambda carry, i: critic_update(carry, i, real, labels, g_vars, rng, lazy_r1),
+                (state.params["discriminator"], state.opt_state["discriminator"]), jnp.arange(m.n_critic))
+            d_metrics = jax.tree.map(lambda v: v[-1], d_metrics)
+
+            z = draw(jax.random.normal, jax.random.fold_in(rng, m.n_critic), (real.shape[0], m.latent_dim))
+
+            def g_loss_fn(gp):
+                fake, new_vars = g_apply(gp, g_vars, z, labels)
+                logits, _ = d_apply(d_vars["params"], d_vars, fake, labels, update_stats=False)
+                loss = mean(generator_loss(logits, kind=m.loss))
+                return loss, (new_vars, loss)
+
+            g_grads, (new_g, g_loss) = jax.grad(g_loss_fn, has_aux=True)(g_vars["params"])
+            if axis_name is not None:
+                g_grads, g_loss = lax.pmean((g_grads, g_loss), axis_name)
+            updates, g_opt_state = g_opt.update(g_grads, state.opt_state["generator"], g_vars["params"])
+            new_g["params"] = optax.apply_updates(g_vars["params"], updates)
+            ema = state.ema_params
+            if ema_decay:
+                ema = {"generator": {"params": optax.incremental_update(
+                    new_g["params"], ema["generator"]["params"], step_size=1.0 - ema_decay)}}
+            params = {"generator": new_g, "discriminator": d_vars}
+            metrics = dict(d_metrics, g_loss=g_loss, g_grad_norm=optax.tree.norm(g_grads),
+                           param_norm=optax.tree.norm({p: params[p]["params"] for p in params}))
+            return state.replace(step=state.step + 1, params=params, ema_params=ema,
+                                 opt_state={"generator": g_opt_state, "discriminator": d_opt_state}), metrics
+
+        return step
+
+    # ------------------------------------------------------------------ capabilities (eval params: the EMA's)
+
+    def generate(params, z, labels):
+        return generator.apply(params["generator"], z, labels, train=False)
+
+    @functools.partial(jax.jit, static_argnames=("n",))
+    def _sample(params, rng, labels, n):
+        return from_model(generate(params, jax.random.normal(rng, (n, m.latent_dim)), labels))
+
+    def sample(params, rng, n, *, labels=None):
+        """``n`` draws in the data's format (integer levels for images); ``labels`` for a conditional GAN
+        (default: one column per class)."""
+        return _sample(params, rng, image_labels(num_classes, n, labels), n=n)
+
+    def to_unit(x):  # the data's scale for decode / impute: images in [0, 1], vectors as they are
+        return (x + 1) / 2 if data_key == "image" else from_model(x)
+
+    @jax.jit
+    def decode_jit(params, z):
+        return to_unit(generate(params, z, None))
+
+    @jax.jit
+    def invert_jit(params, target, mask, rng):
+        """Inversion from ``model.invert_restarts`` prior draws per example (the problem is not convex: one start
+        often stalls), keeping each example's best fit of the observed entries."""
+        r, b = m.invert_restarts, target.shape[0]
+        tile = lambda v: jnp.tile(v, (r,) + (1,) * (v.ndim - 1))
+        g = lambda z: generate(params, z, None)
+        z = invert_generator(g, tile(target), jax.random.normal(rng, (r * b, m.latent_dim)), mask=tile(mask),
+                             steps=m.invert_steps, learning_rate=m.invert_learning_rate,
+                             prior_weight=m.invert_prior_weight)
+        err = jnp.sum(((g(z) - tile(target)) * tile(mask)).reshape(r, b, -1) ** 2, axis=-1)
+        return z.reshape(r, b, -1)[jnp.argmin(err, axis=0), jnp.arange(b)]
+
+    def _unconditional(what):
+        if num_classes:
+            raise ValueError(f"{what} of a conditional GAN needs labels; it is defined for unconditional ones")
+
+    def decode(params, z, rng=None):
+        """The generator's output for codes ``z`` ``(B, latent_dim)``: images in [0, 1] (continuous), vectors."""
+        _unconditional("decode")
+        return decode_jit(params, jnp.asarray(z, jnp.float32))
+
+    def encode(params, batch, rng):
+        """GAN inversion: the code whose image is closest to each example (``model.invert_steps`` Adam steps
+        from each of ``model.invert_restarts`` prior draws, the best kept)."""
+        _unconditional("encode")
+        target = to_model(batch[data_key])
+        return invert_jit(params, target, jnp.ones_like(target), rng)
+
+    def impute(params, x, mask, rng):
+        """Images in [0, 1], mask 1 = observed: invert on the observed pixels, the generator's image fills the
+        rest."""
+        _unconditional("impute")
+        x, mask = jnp.asarray(x, jnp.float32), jnp.asarray(mask, jnp.float32)
+        z = invert_jit(params, 2 * x - 1, mask, rng)
+        return np.asarray(mask * x + (1 - mask) * decode_jit(params, z))
+
+    picture = _toy_picture(data, m, discriminator, to_model, sample) if data_key == "x" else None
+    encode_ok = not num_classes
+    return Family(NAME, {"generator": generator, "discriminator": discriminator},
+                  Trainer(init_state=init_state, make_step=make_step), sample=sample,
+                  encode=encode if encode_ok else None, decode=decode if encode_ok else None,
+                  impute=impute if encode_ok and data_key == "image" else None, picture=picture,
+                  num_levels=k if data_key == "image" else 0)
+
+
+def _toy_picture(data, m, discriminator, to_model, sample):
+    """Data, ``sigmoid(D(x))`` over the plane (where D judges single points) and samples, side by side."""
+    points = np.asarray(data.x[:5000])
+    bounds = data.toy.bounds if data.toy is not None else (*np.percentile(points[:, 0], [0, 100]),
+                                                           *np.percentile(points[:, 1], [0, 100]))
+    def log_d(p, v):  # batch norm (if any) normalises with the grid's own statistics: a picture only
+        out = discriminator.apply(p["discriminator"], to_model(v), None, update_stats=False, mutable=["batch_stats"])
+        return jax.nn.log_sigmoid(out[0])
+
+    d_prob = jax.jit(log_d)
+
+    def picture(params, rng, path_out, title):
+        panels = []
+        if m.pack == 1 and m.minibatch == "none":  # otherwise D judges batches: no per-point map
+            lp, _ = density_grid(lambda v: np.asarray(d_prob(params, jnp.asarray(v, jnp.float32))), bounds,
+                                 resolution=150)
+            panels = [{"title": "sigmoid(D(x))", "log_density": lp}]
+        save_2d_panels([{"title": "data", "points": points}, *panels,
+                        {"title": "samples", "points": np.asarray(sample(params, rng, 5000)),
+                         "color": "tab:orange"}], path_out, bounds=bounds, title=title)
+
+    return picture

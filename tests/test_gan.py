@@ -1,0 +1,205 @@
+"""GANs: the adversarial losses by hand, the penalties on critics with known gradients, the Dirac-GAN's known
+convergence results, and the two-player family under the engine's guarantees."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import gen_jax.train as gt
+from gen_jax.families import build_family
+from gen_jax.families import gan as gan_family
+from gen_jax.losses.adversarial import (ADVERSARIAL_LOSSES, dirac_gan_trajectory, discriminator_loss,
+                                        generator_loss, gradient_norm_squared, gradient_penalty)
+from gen_jax.train.config import load_config_file
+from gen_jax.train.loop import load_data
+
+from conftest import CONFIGS
+
+R = np.array([2.0, -1.0, 0.0])  # real logits
+F = np.array([0.5, -3.0, 4.0])  # fake logits
+
+
+def _sig(v):
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+HAND = {  # (discriminator per pair, generator per fake), written from the papers' formulas
+    "minimax": (-np.log(_sig(R)) - np.log(1 - _sig(F)), np.log(1 - _sig(F))),
+    "non_saturating": (-np.log(_sig(R)) - np.log(1 - _sig(F)), -np.log(_sig(F))),
+    "least_squares": (0.5 * (R - 1) ** 2 + 0.5 * F ** 2, 0.5 * (F - 1) ** 2),
+    "hinge": (np.maximum(0, 1 - R) + np.maximum(0, 1 + F), -F),
+    "wasserstein": (F - R, -F),
+}
+
+
+@pytest.mark.parametrize("kind", ADVERSARIAL_LOSSES)
+def test_adversarial_losses_by_hand_and_finite_at_extreme_logits(kind):
+    d_want, g_want = HAND[kind]
+    np.testing.assert_allclose(discriminator_loss(jnp.asarray(R), jnp.asarray(F), kind=kind), d_want, rtol=1e-5)
+    np.testing.assert_allclose(generator_loss(jnp.asarray(F), kind=kind), g_want, rtol=1e-5)
+    big = jnp.array([300.0, -300.0])  # sigmoid saturates in float32: the log-space forms stay finite
+    for fn in (lambda v: discriminator_loss(v, -v, kind=kind), lambda v: generator_loss(v, kind=kind)):
+        value, grad = fn(big), jax.grad(lambda v: jnp.sum(fn(v)))(big)
+        assert np.all(np.isfinite(value)) and np.all(np.isfinite(grad))
+    with pytest.raises(ValueError, match="unknown adversarial loss"):
+        generator_loss(jnp.asarray(F), kind="wgan")
+
+
+def test_the_saturating_generator_loss_vanishes_where_the_non_saturating_one_does_not():
+    confident = jnp.array([-8.0])  # D is sure the fake is fake: D(G(z)) = sigmoid(-8)
+    g_sat = jax.grad(lambda f: generator_loss(f, kind="minimax")[0])(confident)
+    g_ns = jax.grad(lambda f: generator_loss(f, kind="non_saturating")[0])(confident)
+    np.testing.assert_allclose(g_sat, -_sig(-8.0), rtol=1e-5)  # d/dl log(1 - sigmoid(l)) = -sigmoid(l)
+    np.testing.assert_allclose(g_ns, -_sig(8.0), rtol=1e-5)
+    assert abs(float(g_ns[0])) > 1000 * abs(float(g_sat[0]))
+
+
+def test_penalties_on_critics_with_known_input_gradients():
+    w = jnp.array([3.0, -4.0])  # linear critic: grad = w everywhere, |w| = 5
+    linear = lambda x: x @ w
+    real = jax.random.normal(jax.random.key(0), (6, 2))
+    fake = jax.random.normal(jax.random.key(1), (6, 2))
+    u = jax.random.uniform(jax.random.key(2), (6,))
+    np.testing.assert_allclose(gradient_penalty(linear, real, fake, u), np.full(6, 16.0), rtol=1e-5)
+    np.testing.assert_allclose(gradient_norm_squared(linear, real), np.full(6, 25.0), rtol=1e-5)
+    # quadratic critic 0.5 |x|^2: grad = x_hat, so the penalty is (|x_hat| - 1)^2 at the interpolates
+    quad = lambda x: 0.5 * jnp.sum(x ** 2, -1)
+    x_hat = np.asarray(u[:, None] * real + (1 - u[:, None]) * fake)
+    np.testing.assert_allclose(gradient_penalty(quad, real, fake, u), (np.linalg.norm(x_hat, axis=1) - 1) ** 2,
+                               rtol=1e-5)
+
+
+def test_dirac_gan_known_results():
+    """Mescheder et al. 2018: at the equilibrium the unregularised game's Jacobian has imaginary eigenvalues,
+    so simultaneous gradient steps spiral out (|x| grows every step) and alternating ones circle without
+    converging; R1 (gamma > 0) makes the equilibrium attractive. WGAN-GP is not locally convergent there either
+    (its critic keeps |psi| = 1, so theta drifts)."""
+    radius = lambda p: np.linalg.norm(np.asarray(p), axis=1)
+    r = radius(dirac_gan_trajectory(0.1, 0.1, loss="minimax", update="simultaneous", steps=1000))
+    assert np.all(np.diff(r) > 0) and r[-1] > 2 * r[0]
+    r = radius(dirac_gan_trajectory(0.1, 0.1, loss="minimax", update="alternating", steps=2000))
+    assert r.min() > 0.5 * r[0] and r.max() < 2 * r[0]  # bounded, and no convergence
+    for update in ("simultaneous", "alternating"):
+        r = radius(dirac_gan_trajectory(1.0, 1.0, loss="non_saturating", update=update, r1_gamma=1.0, steps=1000))
+        assert r[-1] < 1e-6
+    theta = np.asarray(dirac_gan_trajectory(1.0, 1.0, loss="wasserstein", gradient_penalty=10.0, steps=500))[:, 0]
+    assert abs(theta[-1]) > 5.0
+
+
+# ---------------------------------------------------------------- the family
+
+
+def _toy(**model):
+    c = load_config_file(CONFIGS / "gan_toy2d.py", "smoke")
+    c.train.update(steps=8, checkpoint_every=4, log_every=4, sample_every=0, num_devices=1)
+    c.evals = {}
+    c.model.update(model)
+    return c
+
+
+def test_two_players_are_reproducible_resume_exactly_and_agree_on_four_devices(tmp_path):
+    """Batch norm in the generator (its running statistics beside its weights), two optimizers with their own learning rates,
+    two critic steps per generator step, R1 and the EMA: every piece of the state is in the checkpoint."""
+    base = _toy(n_critic=2, r1_gamma=1.0, r1_every=2)
+    base.discriminator_optim.learning_rate = 3e-4
+    base.train.ema_decay = 0.9
+    gt.run(base, tmp_path / "a")
+    gt.run(base, tmp_path / "b")
+    a = gt.restore_run(tmp_path / "a")[2]
+    chex.assert_trees_all_equal(a, gt.restore_run(tmp_path / "b")[2])
+    assert set(a.params) == set(a.opt_state) == {"generator", "discriminator"}
+    assert jax.tree.leaves(a.params["generator"]["batch_stats"])
+    assert not np.allclose(jax.tree.leaves(a.ema_params["generator"]["params"])[0],
+                           jax.tree.leaves(a.params["generator"])[0])
+
+    def crash(step):
+        if step == 6:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        gt.run(base, tmp_path / "r", stop_requested=crash)
+    gt.run(base, tmp_path / "r")
+    chex.assert_trees_all_equal(a, gt.restore_run(tmp_path / "r")[2])
+    four = base.copy_and_resolve_references()
+    four.train.num_devices = 4
+    gt.run(four, tmp_path / "p")
+    p = gt.restore_run(tmp_path / "p")[2]
+    # batch norm over the global batch: weights and running statistics agree
+    chex.assert_trees_all_close(a.params, p.params, rtol=1e-5, atol=1e-6)
+
+
+def test_every_critic_step_and_the_generator_step_draw_their_own_noise(monkeypatch):
+    """The classic bug: one key for every critic step. Record the codes each update draws."""
+    drawn = []
+    real_normal = jax.random.normal
+
+    def recording_normal(key, shape, *args, **kwargs):
+        z = real_normal(key, shape, *args, **kwargs)
+        if len(shape) == 2 and shape[1] == 2:  # the 2-D codes of this config
+            drawn.append(np.asarray(z))
+        return z
+
+    c = _toy(n_critic=3)
+    data = load_data(c, "train")
+    family = build_family(c, data)
+    batch = {"x": jnp.asarray(data.x[:32])}
+    state = family.trainer.init_state(jax.random.key(0), batch)
+    monkeypatch.setattr(gan_family.jax.random, "normal", recording_normal)
+    with jax.disable_jit():
+        family.trainer.make_step(None)(state, batch, jax.random.key(1))
+    assert len(drawn) == 4  # three critic updates, one generator update
+    for i in range(4):
+        for j in range(i):
+            assert not np.allclose(drawn[i], drawn[j])
+
+
+def test_a_non_finite_loss_stops_the_run_and_bad_settings_are_errors(tmp_path):
+    c = _toy()
+    c.optim.name = c.discriminator_optim.name = "sgd"
+    c.optim.learning_rate = c.discriminator_optim.learning_rate = 1e30
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        gt.run(c, tmp_path / "nan")
+    with pytest.raises(ValueError, match="batch norm in the discriminator"):
+        gt.run(_toy(d_norm="batch", gradient_penalty=10.0), tmp_path / "gp")
+    with pytest.raises(ValueError, match="unknown model.loss"):
+        gt.run(_toy(loss="wgan"), tmp_path / "loss")
+
+
+def test_image_gan_samples_levels_inverts_its_generator_and_imputes():
+    c = load_config_file(CONFIGS / "gan_digits.py", "smoke")
+    data = load_data(c, "train")
+    family = build_family(c, data)
+    assert family.capabilities == ("sample", "encode", "decode", "impute")
+    state = family.trainer.init_state(jax.random.key(0), data.take(8).arrays())
+    params = state.eval_params
+    a, b = (np.asarray(family.sample(params, jax.random.key(s), 6)) for s in (0, 1))
+    assert a.dtype == np.int32 and a.shape == (6, *data.image_shape) and a.min() >= 0 and a.max() < family.num_levels
+    assert not np.array_equal(a, b)
+    # inversion: the code found for a generated image regenerates it
+    k = family.num_levels
+    z = jax.random.normal(jax.random.key(2), (4, c.model.latent_dim))
+    target = np.asarray(family.decode(params, z))  # in [0, 1]: level l sits at (2 l + 1) / (2 K)
+    found = family.encode(params, {"image": target * k - 0.5}, jax.random.key(3))
+    err = np.abs(np.asarray(family.decode(params, found)) - target).mean()
+    start = np.abs(np.asarray(family.decode(params, jax.random.normal(jax.random.key(3), z.shape))) - target)
+    assert err < 0.1 * start.mean()
+    levels = np.round(target * (k - 1)).astype(np.int32)
+    mask = np.zeros((4, *data.image_shape), np.float32)
+    mask[:, :4] = 1.0
+    filled = family.impute(params, levels / (k - 1), mask, jax.random.key(4))
+    np.testing.assert_allclose(filled[:, :4], (levels / (k - 1))[:, :4])  # observed pixels kept
+    assert 0.0 <= filled.min() and filled.max() <= 1.0
+
+
+def test_conditional_gan_samples_the_labels_it_is_given():
+    c = load_config_file(CONFIGS / "gan_digits.py", "smoke")
+    c.model.conditional = True
+    data = load_data(c, "train")
+    family = build_family(c, data)
+    assert family.capabilities == ("sample",)
+    params = family.trainer.init_state(jax.random.key(0), data.take(8).arrays()).eval_params
+    x = family.sample(params, jax.random.key(0), 4, labels=jnp.array([1, 1, 7, 7]))
+    assert x.shape == (4, *data.image_shape)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        family.sample(params, jax.random.key(0), 4, labels=jnp.array([1, 2]))
