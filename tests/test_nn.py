@@ -1,5 +1,5 @@
-"""SubpixelConvTranspose computes exactly nn.ConvTranspose, PatchConv exactly nn.Conv: outputs and gradients on
-shared parameters."""
+"""Col2ImConvTranspose computes exactly nn.ConvTranspose, PatchConv exactly nn.Conv, SpaceToDepthConv exactly a
+strided nn.Conv: outputs and gradients on shared parameters."""
 
 import flax.linen as nn
 import jax
@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gen_jax.nn import MLP, ConvDecoder, PatchConv, SpaceToDepthConv, SubpixelConvTranspose, UNet
+from gen_jax.nn import MLP, Col2ImConvTranspose, ConvDecoder, PatchConv, SpaceToDepthConv, UNet
 from gen_jax.nn.minibatch import MinibatchDiscrimination, minibatch_stddev, pack
 
 CASES = [  # (input H, W, kernel, stride, padding)
@@ -33,9 +33,9 @@ def assert_same_function(ours, ref, x):
 
 
 @pytest.mark.parametrize("h,w,k,s,padding", CASES)
-def test_subpixel_conv_transpose_equals_flax_conv_transpose(h, w, k, s, padding):
+def test_col2im_conv_transpose_equals_flax_conv_transpose(h, w, k, s, padding):
     x = jax.random.normal(jax.random.key(0), (2, h, w, 3))
-    assert_same_function(SubpixelConvTranspose(5, (k, k), (s, s), padding=padding),
+    assert_same_function(Col2ImConvTranspose(5, (k, k), (s, s), padding=padding),
                          nn.ConvTranspose(5, (k, k), (s, s), padding=padding), x)
 
 

@@ -78,7 +78,7 @@ def config_defaults() -> ml_collections.ConfigDict:
         minibatch="none",  # none | discrimination | stddev
         minibatch_group=4,  # stddev's group size
         pack=1,  # PacGAN's packing degree
-        conv="fast",  # fast (SubpixelConvTranspose / SpaceToDepthConv) | flax (the strided Flax layers)
+        conv="fast",  # fast (Col2ImConvTranspose / SpaceToDepthConv: matrix products) | flax (strided Flax layers)
         # GAN inversion (encode, impute)
         invert_steps=300,
         invert_restarts=8,  # starts per example; the best fit is kept
@@ -111,7 +111,7 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
         if m.conditional and not num_classes:
             raise ValueError(f"model.conditional=True but dataset {data.name!r} has no labels")
         generator = DCGANGenerator(image_shape=shape, channels=tuple(m.g_channels), batch_norm=m.g_batch_norm,
-                                   num_classes=num_classes, conv="subpixel" if m.conv == "fast" else "flax")
+                                   num_classes=num_classes, conv="col2im" if m.conv == "fast" else "flax")
         d_kind, d_features = "dcgan", tuple(m.d_channels)
         to_model = lambda levels: (2 * jnp.asarray(levels, jnp.float32) + 1) / k - 1
         from_model = lambda x: jnp.clip(jnp.floor((x + 1) / 2 * k), 0, k - 1).astype(jnp.int32)
@@ -217,7 +217,7 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
             lazy_r1 = state.step % m.r1_every == 0
             (d_vars, d_opt_state), d_metrics = lax.scan(
                 lambda carry, i: critic_update(carry, i, real, labels, g_vars, rng, lazy_r1),
-                (state.params["discriminator"], state.opt_state["discriminator"]), jnp.arange(m.n_critic))
+                (state.params["discriminator"], state.opt_state["discriminator"]), jnp.arange(m.n_critic), unroll=True)
             d_metrics = jax.tree.map(lambda v: v[-1], d_metrics)
 
             z = draw(jax.random.normal, jax.random.fold_in(rng, m.n_critic), (real.shape[0], m.latent_dim))

@@ -5,9 +5,9 @@ samples (and a label) to one logit each.
 * :class:`DCGANGenerator` / the ``dcgan`` :class:`Discriminator` (Radford et al. 2016): no pooling, 4x4 stride-2
   convolutions down and 4x4 stride-2 transposed convolutions up, batch norm, ReLU and a tanh output in the
   generator, LeakyReLU(0.2) in the discriminator. On CPU the strided layers are computed as exactly equivalent
-  stride-1 convolutions (:class:`gen_jax.nn.SubpixelConvTranspose`, :class:`gen_jax.nn.SpaceToDepthConv`:
-  XLA:CPU's weight gradients of the strided forms are slow paths); ``conv="flax"`` keeps the plain Flax layers
-  (same parameters), for comparison.
+  matrix products (:class:`gen_jax.nn.Col2ImConvTranspose`, :class:`gen_jax.nn.SpaceToDepthConv`: XLA:CPU's
+  weight gradients of the strided forms are slow paths); ``conv="flax"`` keeps the plain Flax layers (same
+  parameters), for comparison.
 * Conditional players: the generator takes the one-hot label beside ``z``; the discriminator adds the projection
   ``<embed(y), h(x)>`` to its logit (Miyato & Koyama 2018).
 * Discriminator options against mode collapse (:mod:`gen_jax.nn.minibatch`): minibatch discrimination, minibatch
@@ -26,7 +26,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gen_jax.nn.conv import SpaceToDepthConv, SubpixelConvTranspose
+from gen_jax.nn.conv import Col2ImConvTranspose, SpaceToDepthConv
 from gen_jax.nn.minibatch import MinibatchDiscrimination, minibatch_stddev, pack
 
 NORMS = ("none", "batch", "layer")
@@ -72,7 +72,7 @@ class DCGANGenerator(nn.Module):
     channels: Sequence[int] = (128, 64)
     batch_norm: bool = True
     num_classes: int = 0
-    conv: str = "subpixel"  # subpixel | flax (nn.ConvTranspose: same function and parameters, slow on CPU)
+    conv: str = "col2im"  # col2im | flax (nn.ConvTranspose: same function and parameters, slow on CPU)
     axis_name: str | None = None
 
     @nn.compact
@@ -82,9 +82,9 @@ class DCGANGenerator(nn.Module):
         if h_img % 2 ** n or w_img % 2 ** n:
             raise ValueError(f"DCGAN generator: {n} upsamplings need sides divisible by {2 ** n}, "
                              f"got {h_img}x{w_img}")
-        if self.conv not in ("subpixel", "flax"):
-            raise ValueError(f"unknown conv {self.conv!r}; use subpixel or flax")
-        up = SubpixelConvTranspose if self.conv == "subpixel" else nn.ConvTranspose
+        if self.conv not in ("col2im", "flax"):
+            raise ValueError(f"unknown conv {self.conv!r}; use col2im or flax")
+        up = Col2ImConvTranspose if self.conv == "col2im" else nn.ConvTranspose
 
         def norm_relu(h):
             if self.batch_norm:
