@@ -10,11 +10,14 @@
   ``--ood`` dataset's test split (requantized to the run's level count).
 * ``inpainting``: MSE/PSNR on the missing pixels of each mask in ``gen_jax.eval.MASKS``, beside the
   mean-training-image fill.
+* ``conditional`` (class-conditional image workdirs): the feature classifier's accuracy on samples drawn for
+  each class, per class, and ``conditional.png`` with one row per class.
 * ``two_sample`` (2-D / vector workdirs, e.g. flows on the toys): MMD^2 (RBF, bandwidths from the reference's
   median distance) and sliced W2 of ``--num_samples`` samples against the test split, with the noise floor
   (the valid split against the same reference), and mode coverage on the Gaussian mixtures.
 
-Defaults: ``quality,detection,inpainting`` for image workdirs, ``two_sample`` for vector ones.
+Defaults: ``quality,detection,inpainting`` for image workdirs, ``two_sample`` for vector ones, each where the
+family has what it needs (a GAN has no likelihood: no detection).
 
 Writes ``<workdir>/metrics_<metric>.json`` and prints them.
 """
@@ -27,7 +30,7 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
-from gen_jax.data import VectorDataset, load_image_dataset, requantize
+from gen_jax.data import ImageDataset, VectorDataset, load_image_dataset, requantize
 from gen_jax.eval import per_example_log_likelihood
 from gen_jax.eval import (MASKS, detection_report, inpainting_score, load_feature_network, make_mask,
                           masked_errors, mode_coverage, sample_quality, two_sample_report)
@@ -35,6 +38,7 @@ from gen_jax.train import CHECKPOINT_CHOICES, resolve_checkpoint, restore_run
 from gen_jax.train.config import parse_key_values
 from gen_jax.train.loop import load_data
 from gen_jax.train.workdir import write_text_atomic
+from gen_jax.viz import save_image_grid
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir.")
 _METRICS = flags.DEFINE_list("metrics", [], "Which metrics (default: all that apply to the workdir's data).")
@@ -86,6 +90,30 @@ def quality(config, family, params, test):
     res = sample_quality(net, samples, reference, floor=_load(config, test.name, "train"))
     res["samples"] = f"sample of {config.model.family} with options {options}, seed {_SEED.value}"
     return res
+
+
+def conditional(config, family, params, test):
+    """A class-conditional model's samples: the feature classifier's accuracy on ``--num_samples`` samples drawn
+    for the classes in turn, overall and per class, and ``conditional.png`` (one row per class)."""
+    if not test.num_classes or not config.model.get("conditional", False):
+        raise ValueError(f"{config.model.family} on {test.name} is not class-conditional (model.conditional)")
+    net = load_feature_network(test.name, steps=_FEATURE_STEPS.value, data_dir=config.data.data_dir or None,
+                               tfds_dir=config.data.tfds_dir or None)
+    c, k, key = test.num_classes, family.num_levels, jax.random.key(_SEED.value)
+    sample, options = family.require("sample"), _sample_options()
+    n = -(-_NUM_SAMPLES.value // c) * c
+    labels = np.arange(n) % c
+    images = np.concatenate([np.asarray(sample(params, jax.random.fold_in(key, i), len(part), labels=part,
+                                               **options))
+                             for i, part in enumerate(np.array_split(labels, -(-n // 1000)))])
+    as_dataset = lambda y: ImageDataset(test.name, "generated", images[labels == y].astype(np.uint8),
+                                        labels[labels == y], k, c)
+    per_class = [net.accuracy(as_dataset(y)) for y in range(c)]
+    grid = np.concatenate([images[labels == y][:10] for y in range(c)]) / (k - 1)
+    save_image_grid(grid, Path(_WORKDIR.value) / "conditional.png", ncols=10,
+                    title=f"{config.model.family} on {test.name}: one row per class")
+    return {"num_samples": n, "classifier_accuracy": float(np.mean(per_class)), "accuracy_per_class": per_class,
+            "feature_network": net.describe(), "sample_options": options}
 
 
 def detection(config, family, params, test):
@@ -146,7 +174,8 @@ def two_sample(config, family, params, test):
     return out
 
 
-METRICS = {"quality": quality, "detection": detection, "inpainting": inpainting, "two_sample": two_sample}
+METRICS = {"quality": quality, "detection": detection, "inpainting": inpainting, "two_sample": two_sample,
+           "conditional": conditional}
 
 
 def main(argv):
@@ -160,6 +189,12 @@ def main(argv):
     params = state.eval_params
     names = _METRICS.value or (["two_sample"] if isinstance(test, VectorDataset)
                                else ["quality", "detection", "inpainting"])
+    if not _METRICS.value:  # by default only what the family can do (a GAN has no likelihood to detect with)
+        needs = {"detection": "log_prob", "inpainting": "impute", "quality": "sample", "two_sample": "sample",
+                 "conditional": "sample"}
+        if config.model.get("conditional", False) and not isinstance(test, VectorDataset):
+            names.append("conditional")
+        names = [n for n in names if needs[n] in family.capabilities]
     for metric in names:
         t0 = time.time()
         res = METRICS[metric](config, family, params, test)

@@ -100,6 +100,20 @@ def test_diffusion_sampler_table_and_guidance_grid(tmp_path):
     assert (work / "guidance_2.png").exists() and "| heun | edm | 1 | 3 |" in (work / "samplers.md").read_text()
 
 
+def test_a_conditional_gan_workdir_gets_the_metrics_it_has(tmp_path):
+    work = tmp_path / "gan"
+    cli("train.py", "--config", "configs/gan_digits.py:smoke", "--workdir", work, "--config.train.num_devices=1",
+        "--config.model.conditional=True")
+    cli("evaluate_metrics.py", "--workdir", work, "--num_samples", 50, "--feature_steps", 50)
+    assert not (work / "metrics_detection.json").exists()  # no likelihood: not attempted
+    assert not (work / "metrics_inpainting.json").exists()  # a conditional GAN does not impute
+    cond = json.loads((work / "metrics_conditional.json").read_text())
+    assert cond["num_samples"] == 50 and len(cond["accuracy_per_class"]) == 10
+    assert cond["classifier_accuracy"] == pytest.approx(np.mean(cond["accuracy_per_class"]))
+    assert np.isfinite(json.loads((work / "metrics_quality.json").read_text())["fd"])
+    assert (work / "conditional.png").exists()
+
+
 def test_two_sample_metrics_on_a_flow_workdir(tmp_path):
     work = tmp_path / "flow"
     cli("train.py", "--config", "configs/flow_toy2d.py:smoke", "--workdir", work, "--config.data.name=ring8",
