@@ -48,7 +48,7 @@ _PARTS = flags.DEFINE_list("parts", ["dirac", "vanishing", "modes", "sensitivity
 _SEEDS = flags.DEFINE_integer("seeds", 10, "Seeds per configuration (modes).")
 _STEPS = flags.DEFINE_integer("steps", 0, "Generator steps per run; 0 = the config's.")
 _DATASETS = flags.DEFINE_list("datasets", ["pacgan_grid25", "pacgan_ring8"], "Toys of the modes part.")
-_VARIANTS = flags.DEFINE_list("variants", ["ns", "wgan_gp", "hinge", "ns_mbd", "ns_mbstd", "ns_pack4"],
+_VARIANTS = flags.DEFINE_list("variants", ["ns", "ns_r1", "hinge", "ns_pack4", "ns_mbstd", "ns_mbd", "wgan_gp"],
                               "Variants of the modes part (see VARIANTS).")
 _SENS_SEEDS = flags.DEFINE_integer("sensitivity_seeds", 4, "Seeds per cell of the sensitivity grid.")
 _SENS_STEPS = flags.DEFINE_integer("sensitivity_steps", 3000, "Generator steps per sensitivity run.")
@@ -60,7 +60,7 @@ VARIANTS = {
     "minimax": {"loss": "minimax"},
     "wgan_gp": {"loss": "wasserstein", "gradient_penalty": 10.0, "n_critic": 5},
     "hinge": {"loss": "hinge"},
-    "ns_r1": {"r1_gamma": 0.1},
+    "ns_r1": {"r1_gamma": 0.1},  # in standardised units
     "ns_mbd": {"minibatch": "discrimination"},
     "ns_mbstd": {"minibatch": "stddev"},
     "ns_pack2": {"pack": 2},

@@ -110,8 +110,8 @@ def test_unknown_config_key_is_an_error(tmp_path):
 
 
 def test_unknown_family_and_dataset_are_errors(tmp_path):
-    with pytest.raises(ValueError, match="unknown model.family 'gan'"):
-        gt.run(smoke(model__family="gan"), tmp_path)
+    with pytest.raises(ValueError, match="unknown model.family 'energy'"):
+        gt.run(smoke(model__family="energy"), tmp_path)
     with pytest.raises(ValueError, match="unknown dataset 'svhn'"):
         gt.run(smoke(data__name="svhn"), tmp_path)
 
