@@ -29,6 +29,17 @@ def to_unit_interval(levels: jax.Array, *, num_levels: int) -> jax.Array:
     return levels.astype(jnp.float32) / (num_levels - 1)
 
 
+def to_bin_centres(levels: jax.Array, *, num_levels: int) -> jax.Array:
+    """Integer levels to the centres of ``K`` equal bins tiling ``[-1, 1]``: ``(2 x + 1) / K - 1`` (the input of
+    models that work in ``[-1, 1]``: diffusion, a GAN's tanh generator)."""
+    return (2 * jnp.asarray(levels, jnp.float32) + 1) / num_levels - 1
+
+
+def from_bin_centres(x: jax.Array, *, num_levels: int) -> jax.Array:
+    """The level whose ``[-1, 1]`` bin holds ``x`` (clipped to ``{0, ..., K-1}``): inverts :func:`to_bin_centres`."""
+    return jnp.clip(jnp.floor((x + 1) / 2 * num_levels), 0, num_levels - 1).astype(jnp.int32)
+
+
 def uniform_dequantize(levels: jax.Array, rng: jax.Array, *, num_levels: int) -> jax.Array:
     """``y = (x + u) / K`` with ``u ~ U[0, 1)``: continuous data in ``[0, 1)`` for continuous models.
 

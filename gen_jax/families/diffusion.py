@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gen_jax.data.conventions import dequantized_nll, uniform_dequantize
+from gen_jax.data.conventions import dequantized_nll, from_bin_centres, to_bin_centres, uniform_dequantize
 from gen_jax.data.images import ImageDataset
 from gen_jax.data.toy2d import world_land_raster
 from gen_jax.data.vectors import VectorDataset
@@ -230,11 +230,8 @@ def _build_images(config: ml_collections.ConfigDict, data: ImageDataset) -> Fami
     fine = jnp.linspace(path.t_min, path.t_max, 100_001)
     t_decoder = max(path.t_min, float(jnp.interp(0.5 / k, path.sigma(fine) / path.alpha(fine), fine)))
 
-    def to_model(levels):  # bin centres of K bins tiling [-1, 1]
-        return (2 * jnp.asarray(levels, jnp.float32) + 1) / k - 1
-
-    def to_levels(x):
-        return jnp.clip(jnp.floor((x + 1) / 2 * k), 0, k - 1).astype(jnp.int32)
+    to_model = functools.partial(to_bin_centres, num_levels=k)
+    to_levels = functools.partial(from_bin_centres, num_levels=k)
 
     def apply(params, xt, t, labels, rng):
         x_in, t_in = network_inputs(path, m.prediction, xt, t)

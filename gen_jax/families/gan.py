@@ -36,6 +36,7 @@ import numpy as np
 import optax
 from jax import lax
 
+from gen_jax.data.conventions import from_bin_centres, to_bin_centres
 from gen_jax.data.images import ImageDataset
 from gen_jax.data.vectors import VectorDataset
 from gen_jax.families.base import Family, Trainer
@@ -113,8 +114,8 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
         generator = DCGANGenerator(image_shape=shape, channels=tuple(m.g_channels), batch_norm=m.g_batch_norm,
                                    num_classes=num_classes, conv="col2im" if m.conv == "fast" else "flax")
         d_kind, d_features = "dcgan", tuple(m.d_channels)
-        to_model = lambda levels: (2 * jnp.asarray(levels, jnp.float32) + 1) / k - 1
-        from_model = lambda x: jnp.clip(jnp.floor((x + 1) / 2 * k), 0, k - 1).astype(jnp.int32)
+        to_model = functools.partial(to_bin_centres, num_levels=k)
+        from_model = functools.partial(from_bin_centres, num_levels=k)
         data_key = "image"
     elif isinstance(data, VectorDataset):
         if m.conditional:
@@ -165,8 +166,6 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
                                   mutable=["batch_stats"])
             return out, {"params": d_params, **upd}
 
-        mean = jnp.mean
-
         def draw(sampler, key, shape):
             """This device's part of one draw for the global batch (the key is shared by all devices), so that
             4 devices make exactly the update of one on the same global batch."""
@@ -185,19 +184,19 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
             def loss_fn(dp):
                 real_logits, new_vars = d_apply(dp, d_vars, real, labels)
                 fake_logits, new_vars = d_apply(dp, new_vars, fake, labels)
-                loss = mean(discriminator_loss(real_logits, fake_logits, kind=m.loss))
-                metrics = {"d_loss": loss, "d_real": mean(real_logits), "d_fake": mean(fake_logits)}
+                loss = jnp.mean(discriminator_loss(real_logits, fake_logits, kind=m.loss))
+                metrics = {"d_loss": loss, "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits)}
                 # the penalties read D without advancing its statistics
                 critic = lambda v: d_apply(dp, new_vars, v, labels, update_stats=False)[0]
                 if m.gradient_penalty:
                     u = draw(jax.random.uniform, k_gp, (real.shape[0],))
-                    gp = mean(gradient_penalty(critic, real, fake, u))
+                    gp = jnp.mean(gradient_penalty(critic, real, fake, u))
                     loss, metrics["gradient_penalty"] = loss + m.gradient_penalty * gp, gp
                 if m.r1_gamma:  # computed on its steps only (a cond: the other steps do not pay for it)
-                    r1 = lax.cond(lazy_r1, lambda: mean(gradient_norm_squared(critic, real)), lambda: 0.0)
+                    r1 = lax.cond(lazy_r1, lambda: jnp.mean(gradient_norm_squared(critic, real)), lambda: 0.0)
                     loss, metrics["r1"] = loss + 0.5 * m.r1_gamma * m.r1_every * r1, r1
                 if m.r2_gamma:
-                    r2 = mean(gradient_norm_squared(critic, fake))
+                    r2 = jnp.mean(gradient_norm_squared(critic, fake))
                     loss, metrics["r2"] = loss + 0.5 * m.r2_gamma * r2, r2
                 return loss, (new_vars, metrics)
 
@@ -225,7 +224,7 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
             def g_loss_fn(gp):
                 fake, new_vars = g_apply(gp, g_vars, z, labels)
                 logits, _ = d_apply(d_vars["params"], d_vars, fake, labels, update_stats=False)
-                loss = mean(generator_loss(logits, kind=m.loss))
+                loss = jnp.mean(generator_loss(logits, kind=m.loss))
                 return loss, (new_vars, loss)
 
             g_grads, (new_g, g_loss) = jax.grad(g_loss_fn, has_aux=True)(g_vars["params"])
@@ -279,32 +278,25 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
         err = jnp.sum(((g(z) - tile(target)) * tile(mask)).reshape(r, b, -1) ** 2, axis=-1)
         return z.reshape(r, b, -1)[jnp.argmin(err, axis=0), jnp.arange(b)]
 
-    def _unconditional(what):
-        if num_classes:
-            raise ValueError(f"{what} of a conditional GAN needs labels; it is defined for unconditional ones")
-
     def decode(params, z, rng=None):
         """The generator's output for codes ``z`` ``(B, latent_dim)``: images in [0, 1] (continuous), vectors."""
-        _unconditional("decode")
         return decode_jit(params, jnp.asarray(z, jnp.float32))
 
     def encode(params, batch, rng):
         """GAN inversion: the code whose image is closest to each example (``model.invert_steps`` Adam steps
         from each of ``model.invert_restarts`` prior draws, the best kept)."""
-        _unconditional("encode")
         target = to_model(batch[data_key])
         return invert_jit(params, target, jnp.ones_like(target), rng)
 
     def impute(params, x, mask, rng):
         """Images in [0, 1], mask 1 = observed: invert on the observed pixels, the generator's image fills the
         rest."""
-        _unconditional("impute")
         x, mask = jnp.asarray(x, jnp.float32), jnp.asarray(mask, jnp.float32)
         z = invert_jit(params, 2 * x - 1, mask, rng)
         return np.asarray(mask * x + (1 - mask) * decode_jit(params, z))
 
     picture = _toy_picture(data, m, discriminator, to_model, sample) if data_key == "x" else None
-    encode_ok = not num_classes
+    encode_ok = not num_classes  # inversion is defined for unconditional generators only
     return Family(NAME, {"generator": generator, "discriminator": discriminator},
                   Trainer(init_state=init_state, make_step=make_step), sample=sample,
                   encode=encode if encode_ok else None, decode=decode if encode_ok else None,
@@ -317,6 +309,7 @@ def _toy_picture(data, m, discriminator, to_model, sample):
     points = np.asarray(data.x[:5000])
     bounds = data.toy.bounds if data.toy is not None else (*np.percentile(points[:, 0], [0, 100]),
                                                            *np.percentile(points[:, 1], [0, 100]))
+
     def log_d(p, v):  # batch norm (if any) normalises with the grid's own statistics: a picture only
         out = discriminator.apply(p["discriminator"], to_model(v), None, update_stats=False, mutable=["batch_stats"])
         return jax.nn.log_sigmoid(out[0])

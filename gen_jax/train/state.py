@@ -33,8 +33,8 @@ class TrainState(flax.struct.PyTreeNode):
     @property
     def eval_params(self) -> Any:
         """The parameters to evaluate and sample with: the EMA ones when kept, else the trained ones. An EMA of
-        part of a dict of parameters (a GAN's generator, ``{"generator": {"params": ...}}``) replaces that part
-        only; the rest (the discriminator, batch-norm statistics) comes from ``params``."""
+        part of a dict of parameters (one player's, ``{"<player>": {"params": ...}}``) replaces that part only;
+        the rest (the other players, normalisation statistics) comes from ``params``."""
         return self.params if self.ema_params is None else _overlay(self.params, self.ema_params)
 
 
