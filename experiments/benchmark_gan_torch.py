@@ -17,7 +17,6 @@ rounds of ``--repeats`` timed steps after a warm-up; medians are reported.
 """
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,8 @@ from absl import app, flags
 from gen_jax.data.images import ImageDataset
 from gen_jax.families import build_family
 from gen_jax.train.config import load_config_file
+
+from torch_peer import race  # experiments/torch_peer.py, beside this script
 
 _TORCH = flags.DEFINE_string("torch_python", ".venv-torch/bin/python", "Python of a venv with torch==2.13.0.")
 _BATCH = flags.DEFINE_integer("batch", 64, "Batch size.")
@@ -108,36 +109,14 @@ def jax_step(conv: str, batch: int):
 
 def main(argv):
     del argv
-    torch_python = Path(_TORCH.value)
-    if not torch_python.exists():
-        raise FileNotFoundError(f"{torch_python} does not exist: python3 -m venv .venv-torch && "
-                                ".venv-torch/bin/pip install torch==2.13.0 numpy")
     sides, cfg = {}, None
     for conv in _CONVS.value:
         run, count, c = jax_step(conv, _BATCH.value)
         sides[f"gen_jax ({conv})"] = (run, count)
         cfg = {"batch": _BATCH.value, "latent_dim": c.model.latent_dim, "g_channels": list(c.model.g_channels),
                "d_channels": list(c.model.d_channels)}
-    proc = subprocess.Popen([str(torch_python), "-c", TORCH_SCRIPT, json.dumps(cfg)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    torch_params = json.loads(proc.stdout.readline())["params"]
-    for name, (_, count) in sides.items():
-        if count != torch_params:
-            raise AssertionError(f"{name} has {count} parameters, the PyTorch players {torch_params}")
-    times = {name: [] for name in [*sides, "pytorch"]}
-    for _ in range(_ROUNDS.value):
-        for name, (run, _) in sides.items():
-            times[name].append(run(_REPEATS.value))
-        proc.stdin.write(f"{_REPEATS.value}\n")
-        proc.stdin.flush()
-        times["pytorch"].append(json.loads(proc.stdout.readline())["seconds_per_step"])
-    proc.stdin.close()
-    proc.wait()
-    med = {name: float(np.median(v)) for name, v in times.items()}
-    out = {**cfg, "parameters": torch_params, "seconds_per_step_median": med, "all": times,
-           "ratio_to_pytorch": {name: med[name] / med["pytorch"] for name in sides},
-           "jax": jax.__version__, "python": sys.version.split()[0]}
-    print(json.dumps(out, indent=2))
+    res = race(_TORCH.value, TORCH_SCRIPT, cfg, sides, repeats=_REPEATS.value, rounds=_ROUNDS.value)
+    print(json.dumps({**cfg, **res, "jax": jax.__version__, "python": sys.version.split()[0]}, indent=2))
 
 
 if __name__ == "__main__":

@@ -14,18 +14,17 @@ gen_jax's convolution paths (``nn.Conv`` and ``PatchConv``).
 """
 
 import json
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from absl import app, flags
 
 from gen_jax.nn.unet import UNet
+
+from torch_peer import race  # experiments/torch_peer.py, beside this script
 
 _TORCH = flags.DEFINE_string("torch_python", ".venv-torch/bin/python", "Python of a venv with torch==2.13.0.")
 _BATCH = flags.DEFINE_integer("batch", 128, "Batch size.")
@@ -167,33 +166,10 @@ def jax_step(conv: str, channels, batch: int, size: int):
 def main(argv):
     del argv
     channels = tuple(int(c) for c in _CHANNELS.value)
-    torch_python = Path(_TORCH.value)
-    if not torch_python.exists():
-        raise FileNotFoundError(f"{torch_python} does not exist: python3 -m venv .venv-torch && "
-                                ".venv-torch/bin/pip install torch==2.13.0 numpy")
     cfg = {"channels": list(channels), "batch": _BATCH.value, "size": _SIZE.value}
-    proc = subprocess.Popen([str(torch_python), "-c", TORCH_SCRIPT, json.dumps(cfg)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    torch_params = json.loads(proc.stdout.readline())["params"]
-    sides = {}
-    for conv in ("flax", "patch"):
-        run, count = jax_step(conv, channels, _BATCH.value, _SIZE.value)
-        if count != torch_params:
-            raise AssertionError(f"gen_jax's U-Net has {count} parameters, the PyTorch one {torch_params}")
-        sides[f"gen_jax ({conv})"] = run
-    times = {name: [] for name in [*sides, "pytorch"]}
-    for _ in range(_ROUNDS.value):
-        for name, run in sides.items():
-            times[name].append(run(_REPEATS.value))
-        proc.stdin.write(f"{_REPEATS.value}\n")
-        proc.stdin.flush()
-        times["pytorch"].append(json.loads(proc.stdout.readline())["seconds_per_step"])
-    proc.stdin.close()
-    proc.wait()
-    med = {name: float(np.median(v)) for name, v in times.items()}
-    out = {"batch": _BATCH.value, "channels": channels, "size": _SIZE.value, "parameters": torch_params,
-           "seconds_per_step_median": med, "all": times,
-           "ratio_to_pytorch": {name: med[name] / med["pytorch"] for name in sides},
+    sides = {f"gen_jax ({conv})": jax_step(conv, channels, _BATCH.value, _SIZE.value) for conv in ("flax", "patch")}
+    res = race(_TORCH.value, TORCH_SCRIPT, cfg, sides, repeats=_REPEATS.value, rounds=_ROUNDS.value)
+    out = {"batch": _BATCH.value, "channels": channels, "size": _SIZE.value, **res,
            "jax": jax.__version__, "python": sys.version.split()[0]}
     print(json.dumps(out, indent=2))
 

@@ -1,0 +1,45 @@
+"""The side-by-side harness of the PyTorch comparisons (``benchmark_unet_torch.py``, ``benchmark_gan_torch.py``):
+a child process in a PyTorch venv runs the peer's step, gen_jax's sides run here, and the two alternate.
+
+PyTorch is a benchmark-only tool, never a dependency of gen_jax: ``python3 -m venv .venv-torch &&
+.venv-torch/bin/pip install torch==2.13.0 numpy`` (a CPU wheel from local disk here). The child prints
+``{"params": N}`` first, then, for each line ``n`` it reads, ``{"seconds_per_step": s}`` for ``n`` timed steps.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+
+def race(torch_python: str, script: str, config: dict, sides: dict[str, tuple[Callable[[int], float], int]], *,
+         repeats: int, rounds: int) -> dict:
+    """Alternates ``rounds`` rounds of ``repeats`` timed steps of each gen_jax side (``name -> (run(n) -> seconds
+    per step, parameter count)``) and of the PyTorch child; every side must have the child's parameter count.
+    Returns the parameter count, the medians, every round and each side's ratio to PyTorch."""
+    path = Path(torch_python)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: python3 -m venv .venv-torch && "
+                                ".venv-torch/bin/pip install torch==2.13.0 numpy")
+    proc = subprocess.Popen([str(path), "-c", script, json.dumps(config)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    torch_params = json.loads(proc.stdout.readline())["params"]
+    for name, (_, count) in sides.items():
+        if count != torch_params:
+            raise AssertionError(f"{name} has {count} parameters, the PyTorch peer {torch_params}")
+    times = {name: [] for name in [*sides, "pytorch"]}
+    for _ in range(rounds):
+        for name, (run, _) in sides.items():
+            times[name].append(run(repeats))
+        proc.stdin.write(f"{repeats}\n")
+        proc.stdin.flush()
+        times["pytorch"].append(json.loads(proc.stdout.readline())["seconds_per_step"])
+    proc.stdin.close()
+    proc.wait()
+    med = {name: float(np.median(v)) for name, v in times.items()}
+    return {"parameters": torch_params, "seconds_per_step_median": med, "all": times,
+            "ratio_to_pytorch": {name: med[name] / med["pytorch"] for name in sides}}
