@@ -283,6 +283,8 @@ def test_after_its_first_round_the_loop_compiles_nothing(tmp_path):
         return False
 
     jax.monitoring.register_event_duration_secs_listener(listener)
+    cache = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)  # a cache hit would hide a recompilation
     try:
         c = smoke(train__steps=20, train__sample_every=5, train__checkpoint_every=5, train__log_every=5,
                   eval__select_every=5, eval__select_split="test", eval__select_num_examples=50,
@@ -290,4 +292,5 @@ def test_after_its_first_round_the_loop_compiles_nothing(tmp_path):
         gt.run(c, tmp_path, stop_requested=mark)
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
+        jax.config.update("jax_enable_compilation_cache", cache)
     assert compiles and not [s for s in compiles if 5 < s < 20], compiles

@@ -65,9 +65,10 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
 
 
 def init_state(config, family: family_registry.Family, train_data) -> TrainState:
-    """The fresh state, from ``config.seed`` alone."""
+    """The fresh state, from ``config.seed`` alone. Jitted: run op by op, a DCGAN's initialisers compiled 134
+    small programs (7.4 s of a 12 s smoke run)."""
     example = {k: v[:2] for k, v in train_data.arrays().items()}
-    return family.trainer.init_state(run_keys(config.seed)["init"], example)
+    return jax.jit(family.trainer.init_state)(run_keys(config.seed)["init"], example)
 
 
 def check_run_config(config: ml_collections.ConfigDict) -> None:
