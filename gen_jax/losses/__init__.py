@@ -12,3 +12,5 @@ from gen_jax.losses.likelihoods import (LIKELIHOODS, bernoulli_log_likelihood,
 from gen_jax.losses.score_matching import (denoising_score_matching, diffusion_variational_bound, exact_score_matching,
                                            make_diffusion_loss,
                                            sliced_score_matching)
+from gen_jax.losses.contrastive_divergence import (contrastive_divergence, energy_from_logits, joint_energy_loss,
+                                                   noise_contrastive_estimation)
