@@ -117,9 +117,16 @@ def conditional(config, family, params, test):
 
 
 def detection(config, family, params, test):
-    log_prob = family.require("log_prob")
-    options = {"num_samples": _DETECTION_K.value} if "num_samples" in log_prob.options else {}
-    fn = log_prob.function(**options)
+    if family.anomaly_score_fn is not None:
+        # the family's own score (an EBM's energy: its likelihood differs by a constant log Z that AIS would
+        # estimate at great cost for every batch); reported in the NLL's place
+        fn = lambda p, batch, rng: -family.anomaly_score(p, batch, rng)
+        estimator, kind = f"{family.name} anomaly_score", "anomaly_score"
+    else:
+        log_prob = family.require("log_prob")
+        options = {"num_samples": _DETECTION_K.value} if "num_samples" in log_prob.options else {}
+        fn = log_prob.function(**options)
+        estimator, kind = log_prob.name(**options), log_prob.kind
     ood_names = _OOD.value or DEFAULT_OOD.get(test.name)
     if not ood_names:
         raise ValueError(f"no default OOD dataset for {test.name!r}; pass --ood")
@@ -133,8 +140,7 @@ def detection(config, family, params, test):
     train = _load(config, test.name, "train")
     in_nll = nll(test.arrays(), 0)
     train_mean = float(nll(train.arrays(), 1).mean())
-    out = {"in_distribution": f"{test.name}/test", "estimator": log_prob.name(**options),
-           "log_prob_kind": log_prob.kind}
+    out = {"in_distribution": f"{test.name}/test", "estimator": estimator, "log_prob_kind": kind}
     for j, name in enumerate(ood_names):
         ood = _load(config, name, "test")
         if ood.image_shape != test.image_shape:
@@ -190,7 +196,7 @@ def main(argv):
     names = _METRICS.value or (["two_sample"] if isinstance(test, VectorDataset)
                                else ["quality", "detection", "inpainting"])
     if not _METRICS.value:  # by default only what the family can do (a GAN has no likelihood to detect with)
-        needs = {"detection": "log_prob", "inpainting": "impute", "quality": "sample", "two_sample": "sample",
+        needs = {"detection": "anomaly_score", "inpainting": "impute", "quality": "sample", "two_sample": "sample",
                  "conditional": "sample"}
         if config.model.get("conditional", False) and not isinstance(test, VectorDataset):
             names.append("conditional")

@@ -15,7 +15,7 @@ from gen_jax.losses.adversarial import (ADVERSARIAL_LOSSES, dirac_gan_trajectory
 from gen_jax.train.config import load_config_file
 from gen_jax.train.loop import load_data
 
-from conftest import CONFIGS
+from conftest import CONFIGS, check_engine_guarantees
 
 R = np.array([2.0, -1.0, 0.0])  # real logits
 F = np.array([0.5, -3.0, 4.0])  # fake logits
@@ -105,26 +105,11 @@ def test_two_players_are_reproducible_resume_exactly_and_agree_on_four_devices(t
     base = _toy(n_critic=2, r1_gamma=1.0, r1_every=2, g_batch_norm=True)
     base.discriminator_optim.learning_rate = 3e-4
     base.train.ema_decay = 0.9
-    gt.run(base, tmp_path / "a")
-    gt.run(base, tmp_path / "b")
-    a = gt.restore_run(tmp_path / "a")[2]
-    chex.assert_trees_all_equal(a, gt.restore_run(tmp_path / "b")[2])
+    a, p = check_engine_guarantees(base, tmp_path)
     assert set(a.params) == set(a.opt_state) == {"generator", "discriminator"}
     assert jax.tree.leaves(a.params["generator"]["batch_stats"])
     assert not np.allclose(jax.tree.leaves(a.ema_params["generator"]["params"])[0],
                            jax.tree.leaves(a.params["generator"])[0])
-
-    def crash(step):
-        if step == 6:
-            raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt):
-        gt.run(base, tmp_path / "r", stop_requested=crash)
-    gt.run(base, tmp_path / "r")
-    chex.assert_trees_all_equal(a, gt.restore_run(tmp_path / "r")[2])
-    four = base.copy_and_resolve_references()
-    four.train.num_devices = 4
-    gt.run(four, tmp_path / "p")
-    p = gt.restore_run(tmp_path / "p")[2]
     # batch norm over the global batch: weights and running statistics agree
     chex.assert_trees_all_close(a.params, p.params, rtol=1e-5, atol=1e-6)
 

@@ -31,7 +31,7 @@ import optax
 from gen_jax.train.state import TrainState, create_train_state
 from gen_jax.train.step import make_train_step
 
-LOG_PROB_KINDS = ("exact", "lower_bound", "unnormalized")
+LOG_PROB_KINDS = ("exact", "lower_bound", "estimate", "unnormalized")
 CAPABILITIES = ("sample", "log_prob", "encode", "decode", "impute", "anomaly_score")
 
 
@@ -42,8 +42,9 @@ class LogProb:
     Attributes:
       fn: the function; ``options`` are its estimator's keyword arguments.
       kind: ``exact`` (the model's log-likelihood of the data, up to float error), ``lower_bound`` (an ELBO,
-        an importance-weighted bound, a dequantization bound) or ``unnormalized`` (an energy's ``-E(x)``:
-        comparable between inputs of one model only).
+        an importance-weighted bound, a dequantization bound), ``estimate`` (a stochastic estimate with a
+        normaliser estimated by sampling, such as an EBM's AIS: see its family for the direction of its bias)
+        or ``unnormalized`` (an energy's ``-E(x)``: comparable between inputs of one model only).
       options: the estimator's options with their defaults (``{"num_samples": 1}``); others are an error.
       estimator: names the estimate for given options (``"elbo"``, ``"iwae100"``); the metrics' qualifier.
     """

@@ -1,5 +1,6 @@
 """Wiring shared by the families: data-kind checks, labels for conditional sampling, the optimizer of a
-one-player family, and the exact log-likelihood of a per-example function."""
+one-player family, the exact log-likelihood of a per-example function, the global batch's random draws under
+pmap, the standardisation of vector data."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Callable
 
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
+from jax import lax
 
 from gen_jax.data.images import ImageDataset
 from gen_jax.families.base import LogProb
@@ -50,3 +53,24 @@ def rename_model_keys(config_dict: dict, renamed: dict[str, str]) -> None:
     for old, new in renamed.items():
         if old in model:
             model[new] = model.pop(old)
+
+
+def global_draw(sampler: Callable, key, shape: tuple, axis_name: str | None):
+    """This device's part of one draw ``sampler(key, (devices * B, ...))`` for the global batch (the key is
+    shared by the devices), so that N devices make exactly the update of one on the same global batch."""
+    if axis_name is None:
+        return sampler(key, shape)
+    n = lax.axis_size(axis_name)
+    whole = sampler(key, (n * shape[0], *shape[1:]))
+    return lax.dynamic_slice_in_dim(whole, lax.axis_index(axis_name) * shape[0], shape[0])
+
+
+def standardiser(x) -> tuple[Callable, Callable, float]:
+    """Per-feature standardisation of vector data ``x`` ``(N, D)``: ``(to_model, from_model, log_det)`` with
+    ``log_det = -sum log std`` the log-Jacobian of ``to_model`` (a density in model units plus it is one in
+    data units)."""
+    x = np.asarray(x, np.float64)
+    std = np.maximum(x.std(0), 1e-6)
+    shift, scale = jnp.asarray(x.mean(0), jnp.float32), jnp.asarray(std, jnp.float32)
+    return (lambda v: (jnp.asarray(v, jnp.float32) - shift) / scale, lambda v: v * scale + shift,
+            -float(np.sum(np.log(std))))

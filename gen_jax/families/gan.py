@@ -40,7 +40,7 @@ from gen_jax.data.conventions import from_bin_centres, to_bin_centres
 from gen_jax.data.images import ImageDataset
 from gen_jax.data.vectors import VectorDataset
 from gen_jax.families.base import Family, Trainer
-from gen_jax.families.common import image_labels
+from gen_jax.families.common import global_draw, image_labels, standardiser
 from gen_jax.losses.adversarial import (ADVERSARIAL_LOSSES, discriminator_loss, generator_loss,
                                         gradient_norm_squared, gradient_penalty)
 from gen_jax.models.gan import DCGANGenerator, Discriminator, MLPGenerator
@@ -121,12 +121,9 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
         if m.conditional:
             raise ValueError("model.conditional=True is built for images only")
         num_classes, shape = 0, (data.num_dims,)
-        x = np.asarray(data.x, np.float64)
-        shift, scale = jnp.asarray(x.mean(0), jnp.float32), jnp.asarray(np.maximum(x.std(0), 1e-6), jnp.float32)
+        to_model, from_model, _ = standardiser(data.x)
         generator = MLPGenerator(out_dim=data.num_dims, hidden=tuple(m.g_hidden), batch_norm=m.g_batch_norm)
         d_kind, d_features = "mlp", tuple(m.d_hidden)
-        to_model = lambda v: (jnp.asarray(v, jnp.float32) - shift) / scale
-        from_model = lambda v: v * scale + shift
         data_key = "x"
     else:
         raise ValueError(f"model.family='gan' takes vectors or images, got {data.name!r}")
@@ -166,14 +163,7 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
                                   mutable=["batch_stats"])
             return out, {"params": d_params, **upd}
 
-        def draw(sampler, key, shape):
-            """This device's part of one draw for the global batch (the key is shared by all devices), so that
-            4 devices make exactly the update of one on the same global batch."""
-            if axis_name is None:
-                return sampler(key, shape)
-            n = lax.axis_size(axis_name)
-            whole = sampler(key, (n * shape[0], *shape[1:]))
-            return lax.dynamic_slice_in_dim(whole, lax.axis_index(axis_name) * shape[0], shape[0])
+        draw = functools.partial(global_draw, axis_name=axis_name)  # the global batch's draws, sliced
 
         def critic_update(carry, i, real, labels, g_vars, rng, lazy_r1):
             d_vars, d_opt_state = carry
