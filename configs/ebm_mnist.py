@@ -1,7 +1,7 @@
 """A convolutional energy on MNIST (28x28, 256 levels) by persistent contrastive divergence, or JEM
 (``--config.model.loss=jem``: the network classifies the ten digits and its logsumexp is the energy);
-``--config.data.name=fashion_mnist`` for Fashion-MNIST. The settings of ``ebm_digits.py``: Langevin steps of 2
-with noise 0.01 on the dequantized pixels in ``[-1, 1]``, a buffer of persistent chains, Adam with b1 = 0.
+``--config.data.name=fashion_mnist`` for Fashion-MNIST. The settings of ``ebm_digits.py``: exact Langevin
+(step 1e-3) on the dequantized pixels in ``[-1, 1]``, a buffer of persistent chains, Adam with b1 = 0.
 
 ``python experiments/train.py --config configs/ebm_mnist.py --workdir runs/ebm_mnist [--config.model.loss=jem]``
 """

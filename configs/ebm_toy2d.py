@@ -41,6 +41,7 @@ def get_config(variant: str = ""):
     c.train.checkpoint_every = 5000
     c.train.sample_every = 10_000
     c.train.progress_bar = False
+    c.model.ais_steps = 4000  # 1000 temperatures: NLL 0.262 +- 0.016 against 0.276 by quadrature (ebm_partition.py)
     c.eval.batch_size = 5000  # one AIS estimate of log Z for the whole split
     c.evals.two_sample = dict(type="two_sample", num_samples=5000)
     if variant == "smoke":

@@ -1,8 +1,9 @@
 """How good is AIS's log Z? On a 2-D EBM workdir the normaliser is also a quadrature: ``exp(-E)`` summed on a
 fine grid over a box far wider than the data. This script reports the test NLL with ``log Z`` from the
 quadrature (the model's NLL up to the grid's error) beside the AIS estimates for several settings (each a
-stochastic lower bound on log Z, so an NLL estimate biased low), NCE's learned log-normaliser where the run has one,
-and the true density's NLL of the same test points.
+stochastic lower bound on log Z, so an NLL estimate biased low), NCE's learned log-normaliser where the run has
+one, and the true density's NLL of the same test points. On an image workdir there is no quadrature: the AIS
+estimates for growing numbers of temperatures show whether they have converged (bits/dim beside nats).
 
 ``python experiments/ebm_partition.py --workdir runs/ebm_ring8 [--ais 1000x1000,4000x1000] [--seeds 3]``
 """
@@ -31,9 +32,18 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
     config, family, state, test = gt.restore_run(_WORKDIR.value, "test")
-    if config.model.family != "ebm" or test.x.shape[1] != 2:
-        raise ValueError("ebm_partition.py takes a 2-D EBM workdir")
-    params, x = state.eval_params, jnp.asarray(test.x)
+    if config.model.family != "ebm":
+        raise ValueError("ebm_partition.py takes an EBM workdir")
+    params = state.eval_params
+    if not hasattr(test, "x"):  # images
+        batch = {"image": jnp.asarray(test.image)}
+        out = {"workdir": _WORKDIR.value, "data": test.name, "loss": config.model.loss}
+        _ais_rows(family, params, batch, test.num_dims, out)
+        print(json.dumps(out, indent=1))
+        return
+    if test.x.shape[1] != 2:
+        raise ValueError("the quadrature is 2-D only")
+    x = jnp.asarray(test.x)
     energy = lambda v: np.asarray(family.anomaly_score(params, {"x": jnp.asarray(v, jnp.float32)}, None))
     g = np.linspace(-_BOX.value, _BOX.value, _GRID.value)
     gx, gy = np.meshgrid(g, g)
@@ -47,16 +57,21 @@ def main(argv):
            "quadrature": f"{_GRID.value}^2 points on [-{_BOX.value}, {_BOX.value}]^2"}
     if config.model.loss == "nce":  # NCE's own estimate of log Z_f (0 if its model were self-normalised)
         out["nce_log_normalizer"] = float(params["c"])
+    _ais_rows(family, params, {"x": x}, 2, out)
+    print(json.dumps(out, indent=1))
+
+
+def _ais_rows(family, params, batch, num_dims, out):
     for setting in _AIS.value:
         steps, chains = (int(v) for v in setting.split("x"))
         vals, start = [], time.time()
         for s in range(_SEEDS.value):
-            lp = family.log_prob(params, {"x": x}, jax.random.key(100 + s), num_chains=chains, num_steps=steps)
+            lp = family.log_prob(params, batch, jax.random.key(100 + s), num_chains=chains, num_steps=steps)
             vals.append(-float(jnp.mean(lp)))
         out[f"nll_ais{steps}x{chains}"] = {"mean": float(np.mean(vals)), "min": float(np.min(vals)),
                                            "max": float(np.max(vals)),
+                                           "bits_per_dim_mean": float(np.mean(vals)) / (num_dims * np.log(2)),
                                            "seconds_per_run": round((time.time() - start) / _SEEDS.value, 1)}
-    print(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

@@ -142,3 +142,20 @@ def test_patch_conv_benchmark_profiles_the_gradient_by_op_kind():
     assert float(lines[at].split("(sum ")[1].split(" ms")[0]) > 0
     rows = [line.split() for line in lines[at + 1:]]  # "  <ms> ms  <share> %  <op kind>"
     assert rows and all(len(r) == 5 and r[1] == "ms" and r[3] == "%" and float(r[0]) >= 0 for r in rows)
+
+
+def test_ebm_seeds_table_and_partition_check(tmp_path):
+    """ebm_seeds.py trains each seed in its own workdir and tabulates them with the energy-gap plot;
+    ebm_partition.py sets AIS beside the quadrature of exp(-E) on one of them."""
+    out = tmp_path / "seeds"
+    cli("ebm_seeds.py", "--config", "configs/ebm_toy2d.py:smoke", "--out", out, "--seeds", 2,
+        "--config.train.num_devices=1")
+    rows = json.loads((out / "seeds.json").read_text())
+    assert [r["seed"] for r in rows] == [0, 1] and not any(r["diverged"] for r in rows)
+    assert all(np.isfinite(r["nll"]) and np.isfinite(r["gap_nats_paired"]) for r in rows)
+    assert rows[0]["nll"] != rows[1]["nll"] and (out / "energy_gap.png").exists()
+    assert "2/2 seeds did not diverge" in (out / "seeds.md").read_text()
+    res = json.loads(cli("ebm_partition.py", "--workdir", out / "seed0", "--ais", "20x64", "--seeds", 1,
+                         "--grid", 300).stdout)
+    assert np.isfinite(res["nll_quadrature"]) and np.isfinite(res["nll_ais20x64"]["mean"])
+    assert "nce_log_normalizer" in res
