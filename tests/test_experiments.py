@@ -159,3 +159,14 @@ def test_ebm_seeds_table_and_partition_check(tmp_path):
                          "--grid", 300).stdout)
     assert np.isfinite(res["nll_quadrature"]) and np.isfinite(res["nll_ais20x64"]["mean"])
     assert "nce_log_normalizer" in res
+
+
+def test_gan_pathologies_dirac_part(tmp_path):
+    """The closed-form part of gan_pathologies.py: the Dirac-GAN's distance from the equilibrium grows under
+    simultaneous steps and vanishes with R1."""
+    cli("gan_pathologies.py", "--parts", "dirac", "--out", tmp_path)
+    res = json.loads((tmp_path / "dirac.json").read_text())
+    assert res["simultaneous"]["after_1000_steps"] > 1.5 * res["simultaneous"]["start"]
+    r1 = [v for k, v in res.items() if "R1" in k]
+    assert r1 and all(v["after_1000_steps"] < 1e-3 for v in r1)
+    assert (tmp_path / "dirac.png").exists()
