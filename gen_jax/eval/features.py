@@ -79,11 +79,14 @@ class FeatureNetwork:
                for s in range(0, len(images), batch_size)]
         return np.concatenate(out).astype(np.float64)
 
+    def logits(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """Class logits ``(N, classes)`` of images in [0, 1], ``(N, H, W, C)``."""
+        return np.concatenate([np.asarray(self._logits(self.params, jnp.asarray(images[s:s + batch_size],
+                                                                                 jnp.float32)))
+                               for s in range(0, len(images), batch_size)])
+
     def accuracy(self, data: ImageDataset, batch_size: int = 1000) -> float:
-        x = _unit(data)
-        pred = np.concatenate([np.asarray(self._logits(self.params, jnp.asarray(x[s:s + batch_size]))).argmax(1)
-                               for s in range(0, len(x), batch_size)])
-        return float((pred == data.label).mean())
+        return float((self.logits(_unit(data), batch_size).argmax(1) == data.label).mean())
 
     def describe(self) -> dict:
         return {"feature_network": f"gen_jax.FeatureClassifier/{self.dataset}", "identity": self.identity,

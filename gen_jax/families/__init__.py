@@ -10,10 +10,11 @@ import types
 
 import ml_collections
 
-from gen_jax.families import diffusion, ebm, flow, gan, made, pixelcnn, transformer, vae
+from gen_jax.families import classic, diffusion, ebm, flow, gan, made, pixelcnn, transformer, vae
 from gen_jax.families.base import (CAPABILITIES, LOG_PROB_KINDS, Family, LogProb, Trainer, loss_trainer)
 
-FAMILIES: dict[str, types.ModuleType] = {m.NAME: m for m in (vae, flow, made, pixelcnn, transformer, diffusion, gan, ebm)}
+FAMILIES: dict[str, types.ModuleType] = {m.NAME: m for m in (vae, flow, made, pixelcnn, transformer, diffusion, gan, ebm,
+                                                     classic)}
 
 
 def get_family(name: str) -> types.ModuleType:
