@@ -170,3 +170,24 @@ def test_gan_pathologies_dirac_part(tmp_path):
     r1 = [v for k, v in res.items() if "R1" in k]
     assert r1 and all(v["after_1000_steps"] < 1e-3 for v in r1)
     assert (tmp_path / "dirac.png").exists()
+
+
+def test_missing_data_classification_and_topics_scripts(tmp_path):
+    """missing_data_classification.py tabulates every classifier at every fraction and mask (the generative
+    ones marginalising exactly); topics.py fits LDA and the matrix factorisations on the fortunes."""
+    out = tmp_path / "missing"
+    cli("missing_data_classification.py", "--workdir", out, "--datasets", "digits", "--fractions", "0,0.5",
+        "--num_test", 100, "--feature_steps", 50)
+    res = json.loads((out / "missing_data.json").read_text())["datasets"]["digits"]["accuracy"]
+    assert len(res) == 7 and all(len(v[m]) == 2 for v in res.values() for m in ("random", "block"))
+    full = res["full Gaussian per class"]["random"]
+    assert full[0] > 0.85 and full[1] < full[0] + 0.05  # complete images first, then half the pixels
+    assert (out / "missing_data.png").exists() and "| full Gaussian per class |" in (out / "missing_data.md").read_text()
+    topics = tmp_path / "topics"
+    cli("topics.py", "--workdir", topics, "--num_topics", "4", "--vocab_size", 300, "--em_iters", 4,
+        "--e_step_iters", 5, "--ranks", "3", "--max_docs", 800)
+    res = json.loads((topics / "topics.json").read_text())
+    lda = res["lda"]["4"]
+    assert len(lda["topics"]) == 4 and len(lda["bound_per_word"]) == 4
+    assert np.isfinite(lda["test_perplexity"]) and np.all(np.diff(lda["bound_per_word"]) > -1e-3)
+    assert res["mf"]["PMF (ALS) rank 3"]["rmse"] > 0 and "truncated SVD" in (topics / "topics.md").read_text()

@@ -1,0 +1,112 @@
+"""Topics and factors of a real corpus: LDA and matrix factorisation on the BSD fortune database
+(``apt-get install -y fortunes``, BSD licence; :mod:`gen_jax.data.corpus`).
+
+``python experiments/topics.py --workdir runs/topics``
+
+* LDA (batch variational EM, :mod:`gen_jax.models.factorization`) for each ``--num_topics``: the training
+  bound per word at every EM step, the held-out perplexity of the test documents beside the unigram model's
+  (the words' smoothed training frequencies), fit time, and each topic's top words with the fortune category
+  that holds most of its weight (LDA never sees the categories).
+* Matrix factorisation of the training documents' ``log(1 + count)`` matrix with 10 % of its entries held out:
+  column means, truncated SVD of the mean-filled matrix, and probabilistic MF (ALS) at several ranks; RMSE on
+  all held-out entries and on the held-out non-zero ones.
+
+Writes ``topics.json`` and ``topics.md``.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from gen_jax.data.corpus import load_fortunes
+from gen_jax.models import factorization as fz
+
+_WORKDIR = flags.DEFINE_string("workdir", "runs/topics", "Output folder.")
+_TOPICS = flags.DEFINE_list("num_topics", ["10", "20", "40"], "Topic counts to fit.")
+_VOCAB = flags.DEFINE_integer("vocab_size", 2000, "Vocabulary (most frequent training words).")
+_EM = flags.DEFINE_integer("em_iters", 40, "Variational EM steps.")
+_ESTEP = flags.DEFINE_integer("e_step_iters", 30, "Fixed-point iterations per E-step.")
+_RANKS = flags.DEFINE_list("ranks", ["5", "10", "20", "40"], "Matrix factorisation ranks.")
+_PMF_REG = flags.DEFINE_float("pmf_reg", 5.0, "PMF's prior precision ratio (ridge penalty).")
+_MAX_DOCS = flags.DEFINE_integer("max_docs", 0, "Use at most this many documents per split (0 = all).")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed.")
+
+
+def main(_):
+    out = Path(_WORKDIR.value)
+    out.mkdir(parents=True, exist_ok=True)
+    train, test = load_fortunes("train", vocab_size=_VOCAB.value), load_fortunes("test", vocab_size=_VOCAB.value)
+    if _MAX_DOCS.value:
+        train, test = train.take(slice(0, _MAX_DOCS.value)), test.take(slice(0, _MAX_DOCS.value))
+    counts, test_counts = jnp.asarray(train.counts), jnp.asarray(test.counts)
+    res = {"corpus": "BSD fortunes (Debian package 'fortunes')", "train_docs": len(train), "test_docs": len(test),
+           "vocab_size": len(train.vocab), "train_words": float(train.counts.sum()),
+           "test_words": float(test.counts.sum()), "lda": {}, "mf": {}}
+    freq = (train.counts.sum(0) + 1) / (train.counts.sum() + len(train.vocab))
+    res["unigram_test_perplexity"] = float(np.exp(-(test.counts * np.log(freq)).sum() / test.counts.sum()))
+    lines = [f"# Topics of the fortunes ({len(train)} train / {len(test)} test documents, vocabulary "
+             f"{len(train.vocab)})", "", f"unigram test perplexity: {res['unigram_test_perplexity']:.1f}", ""]
+    for k in map(int, _TOPICS.value):
+        t0 = time.perf_counter()
+        params, history = fz.fit_lda(jax.random.key(_SEED.value), counts, k, num_iters=_EM.value,
+                                     e_step_iters=_ESTEP.value)
+        history = np.asarray(history)
+        seconds = time.perf_counter() - t0
+        perplexity = float(fz.lda_perplexity(params, test_counts))
+        train_perplexity = float(fz.lda_perplexity(params, counts))
+        gamma, _ = fz.lda_e_step(counts, fz.dirichlet_expectation(params["lambda"]), params["alpha"], 100)
+        theta = np.asarray(gamma / gamma.sum(1, keepdims=True))
+        by_category = np.zeros((k, len(train.categories)))
+        np.add.at(by_category.T, train.category, theta)
+        share = by_category / by_category.sum(1, keepdims=True)
+        words = fz.top_words(params, train.vocab, 10)
+        topics = [{"words": words[j], "category": train.categories[int(share[j].argmax())],
+                   "category_share": float(share[j].max())} for j in range(k)]
+        res["lda"][k] = {"test_perplexity": perplexity, "train_perplexity": train_perplexity,
+                         "fit_seconds": seconds, "bound_per_word": history.tolist(),
+                         "bound_largest_decrease": float(max(0.0, -np.diff(history).min())), "topics": topics}
+        print(f"LDA K={k}: test perplexity {perplexity:.1f} (train {train_perplexity:.1f}, unigram "
+              f"{res['unigram_test_perplexity']:.1f}), {seconds:.1f} s", flush=True)
+        lines += [f"## K = {k}: test perplexity {perplexity:.1f}, train {train_perplexity:.1f}, fit {seconds:.0f} s",
+                  ""] + [f"{j:2d}. [{t['category']} {t['category_share']:.0%}] " + " ".join(t["words"])
+                         for j, t in enumerate(topics)] + [""]
+    # matrix factorisation with held-out entries
+    x = jnp.log1p(counts)
+    rng = np.random.default_rng(_SEED.value)
+    held = (rng.random(x.shape) < 0.1).astype(np.float32)
+    mask, held_j = jnp.asarray(1 - held), jnp.asarray(held)
+    nonzero_held = held_j * (counts > 0)
+    fill, _ = fz.column_mean_fill(x, mask)
+    res["mf"]["column_means"] = {"rmse": float(fz.masked_rmse(x, fill, held_j)),
+                                 "rmse_nonzero": float(fz.masked_rmse(x, fill, nonzero_held))}
+    lines += ["## Matrix factorisation of log(1 + count), 10 % of entries held out", "",
+              "| model | rank | held-out RMSE | on non-zero entries | fit s |", "| --- | --- | --- | --- | --- |",
+              f"| column means | - | {res['mf']['column_means']['rmse']:.4f} | "
+              f"{res['mf']['column_means']['rmse_nonzero']:.4f} | - |"]
+    for r in map(int, _RANKS.value):
+        t0 = time.perf_counter()
+        svd = jax.block_until_ready(fz.truncated_svd_reconstruction(x, mask, r))
+        svd_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        params, _ = fz.fit_pmf(jax.random.key(_SEED.value), x, mask, r, reg=_PMF_REG.value, num_iters=15)
+        pmf = jax.block_until_ready(fz.pmf_reconstruction(params))
+        pmf_s = time.perf_counter() - t0
+        for name, est, s in (("truncated SVD", svd, svd_s), ("PMF (ALS)", pmf, pmf_s)):
+            row = {"rmse": float(fz.masked_rmse(x, est, held_j)),
+                   "rmse_nonzero": float(fz.masked_rmse(x, est, nonzero_held)), "fit_seconds": s}
+            res["mf"][f"{name} rank {r}"] = row
+            lines.append(f"| {name} | {r} | {row['rmse']:.4f} | {row['rmse_nonzero']:.4f} | {s:.1f} |")
+        print(f"MF rank {r}: SVD {res['mf'][f'truncated SVD rank {r}']['rmse']:.4f}, PMF "
+              f"{res['mf'][f'PMF (ALS) rank {r}']['rmse']:.4f}", flush=True)
+    (out / "topics.json").write_text(json.dumps(res, indent=2))
+    (out / "topics.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    app.run(main)
