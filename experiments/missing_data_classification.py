@@ -27,7 +27,7 @@ from absl import app, flags
 
 from gen_jax.data import load_image_dataset
 from gen_jax.eval import load_feature_network
-from gen_jax.eval.generative_classifier import bayes_posterior, missing_mask
+from gen_jax.eval.generative_classifier import bayes_posterior, hidden_fraction, missing_mask
 from gen_jax.families import classic
 from gen_jax.train.config import default_config
 
@@ -117,10 +117,11 @@ def main(_):
         classifiers["logistic regression (mean fill)"] = ("logreg", None, logreg)
         cnn = load_feature_network("digits" if name == "digits" else "mnist", steps=_FEATURE_STEPS.value)
         classifiers["CNN (mean fill)"] = ("cnn", None, cnn)
-        table = {}
+        table, hidden = {}, {}
         for mask_kind in _MASKS.value:
             for f in fractions:
                 masks = missing_mask(mask_kind, f, test.image_shape[:2], len(test), seed=_SEED.value + 1)
+                hidden.setdefault(mask_kind, []).append(hidden_fraction(masks))
                 filled = unit(test) * masks.reshape(len(test), -1) + train_mean * (1 - masks.reshape(len(test), -1))
                 for label, (how, kind, model) in classifiers.items():
                     if how == "generative":
@@ -133,8 +134,8 @@ def main(_):
                     table.setdefault(label, {}).setdefault(mask_kind, []).append(acc)
                 print(f"{name} {mask_kind} {f:.1f}: " + ", ".join(
                     f"{k} {v[mask_kind][-1]:.3f}" for k, v in table.items()), flush=True)
-        results["datasets"][name] = {"accuracy": table, "fit_seconds": fit_seconds, "num_test": len(test),
-                                     "num_train": len(train)}
+        results["datasets"][name] = {"accuracy": table, "hidden_fraction": hidden, "fit_seconds": fit_seconds,
+                                     "num_test": len(test), "num_train": len(train)}
     (out / "missing_data.json").write_text(json.dumps(results, indent=2))
     write_table(results, out / "missing_data.md")
     plot(results, out / "missing_data.png")
@@ -149,6 +150,8 @@ def write_table(results, path: Path):
             lines.append(f"**{name}, {mask_kind} missing pixels** (test accuracy, {res['num_test']} images)\n")
             lines.append("| classifier | " + " | ".join(f"{f:.0%}" for f in fr) + " |")
             lines.append("| --- |" + " --- |" * len(fr))
+            lines.append("| *pixels hidden* | " + " | ".join(f"*{h:.1%}*" for h in res["hidden_fraction"][mask_kind])
+                         + " |")
             for label, accs in res["accuracy"].items():
                 lines.append(f"| {label} | " + " | ".join(f"{a:.3f}" for a in accs[mask_kind]) + " |")
             lines.append("")
@@ -168,9 +171,10 @@ def plot(results, path: Path):
             ax = axes[i, j]
             for label, accs in results["datasets"][name]["accuracy"].items():
                 style = "--" if "fill" in label else "-"
-                ax.plot(results["fractions"], accs[mask_kind], style, marker="o", ms=3, label=label)
+                ax.plot(results["datasets"][name]["hidden_fraction"][mask_kind], accs[mask_kind], style, marker="o",
+                        ms=3, label=label)
             ax.set_title(f"{name}: {mask_kind} missing pixels")
-            ax.set_xlabel("fraction of pixels missing")
+            ax.set_xlabel("fraction of pixels hidden")
             ax.set_ylabel("test accuracy")
             ax.set_ylim(0, 1)
             ax.grid(alpha=0.3)

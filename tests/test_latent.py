@@ -239,7 +239,8 @@ def test_classic_family_fits_once_reproducibly_and_restores(tmp_path):
 def test_conditional_classic_models_classify_by_bayes_rule_and_marginalise_missing_pixels(tmp_path):
     from gen_jax import train as gt
     from gen_jax.data import load_image_dataset
-    from gen_jax.eval.generative_classifier import bayes_posterior, class_conditional_log_probs, missing_mask
+    from gen_jax.eval.generative_classifier import (bayes_posterior, class_conditional_log_probs, hidden_fraction,
+                                                   missing_mask)
     from gen_jax.families import classic
 
     _classic(tmp_path, model__kind="gaussian", model__covariance="full", model__conditional=True)
@@ -267,6 +268,8 @@ def test_conditional_classic_models_classify_by_bayes_rule_and_marginalise_missi
     assert 0.6 < acc_half <= acc + 0.05, acc_half
     block = missing_mask("block", 0.25, (8, 8), 5, seed=0)
     assert np.all((1 - block).reshape(5, -1).sum(1) == 16)  # a 4x4 square
+    assert hidden_fraction(missing_mask("block", 0.9, (8, 8), 3)) == 56 / 64  # 8 x 7: the closest rectangle
+    assert hidden_fraction(missing_mask("block", 0.3, (8, 8), 3)) == 20 / 64
 
 
 def test_classic_image_models_sample_levels_impute_and_encode(tmp_path):
