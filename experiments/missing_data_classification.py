@@ -27,8 +27,10 @@ from absl import app, flags
 
 from gen_jax.data import load_image_dataset
 from gen_jax.eval import load_feature_network
-from gen_jax.eval.generative_classifier import bayes_posterior, hidden_fraction, missing_mask
+from gen_jax.eval.generative_classifier import (bayes_posterior, class_conditional_log_probs, class_log_prior,
+                                               hidden_fraction, missing_mask)
 from gen_jax.families import classic
+from gen_jax.train import restore_run
 from gen_jax.train.config import default_config
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/missing_data", "Output folder.")
@@ -39,6 +41,10 @@ _MASKS = flags.DEFINE_list("masks", ["random", "block"], "Mask kinds.")
 _NUM_TEST = flags.DEFINE_integer("num_test", 0, "Test images per dataset (0 = the whole test split).")
 _NUM_TRAIN = flags.DEFINE_integer("num_train", 0, "Training images per dataset (0 = the whole train split).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the fits and the masks.")
+_DEEP = flags.DEFINE_list("deep_workdirs", [], "Workdirs of class-conditional models of the library trained on the "
+                          "digits (conditional MADE, conditional VAE, ...): classified by Bayes' rule over their "
+                          "log_prob, the missing pixels filled with the training mean (no exact marginal).")
+_DEEP_SAMPLES = flags.DEFINE_integer("deep_num_samples", 100, "Importance samples of a bound's estimator (a VAE's).")
 _FEATURE_STEPS = flags.DEFINE_integer("feature_steps", 2000, "Training steps of the CNN (the evaluation suite's "
                                       "cached feature classifier).")
 
@@ -94,6 +100,16 @@ def generative_accuracy(kind, params, test, masks, batch=500):
     return float(np.mean(pred == test.label))
 
 
+def deep_accuracy(family, params, options, log_prior, levels, labels, num_classes, batch=120):
+    """Bayes' rule over a library family's class-conditional ``log_prob`` on integer images ``levels``."""
+    pred = []
+    for i in range(0, len(levels), batch):
+        per_class = class_conditional_log_probs(family.log_prob, params, {"image": jnp.asarray(levels[i:i + batch])},
+                                                jax.random.key(0), num_classes, **options)
+        pred.append(np.asarray(jnp.argmax(bayes_posterior(per_class, log_prior), axis=1)))
+    return float(np.mean(np.concatenate(pred) == labels))
+
+
 def main(_):
     out = Path(_WORKDIR.value)
     out.mkdir(parents=True, exist_ok=True)
@@ -117,6 +133,16 @@ def main(_):
         classifiers["logistic regression (mean fill)"] = ("logreg", None, logreg)
         cnn = load_feature_network("digits" if name == "digits" else "mnist", steps=_FEATURE_STEPS.value)
         classifiers["CNN (mean fill)"] = ("cnn", None, cnn)
+        if name == "digits":
+            for workdir in _DEEP.value:
+                config, family, state, _ = restore_run(workdir)
+                if not config.model.get("conditional", False) or config.data.name != "digits":
+                    raise ValueError(f"{workdir} is not a class-conditional model of the digits")
+                options = {"num_samples": _DEEP_SAMPLES.value} if "num_samples" in family.log_prob.options else {}
+                kind = f"{family.log_prob.kind}, {family.log_prob.name(**options)}"
+                classifiers[f"{config.model.family} {Path(workdir).name} ({kind}; mean fill)"] = (
+                    "deep", options, (family, state.eval_params))
+        log_prior = jnp.asarray(class_log_prior(train.label, 10))
         table, hidden = {}, {}
         for mask_kind in _MASKS.value:
             for f in fractions:
@@ -126,6 +152,10 @@ def main(_):
                 for label, (how, kind, model) in classifiers.items():
                     if how == "generative":
                         acc = generative_accuracy(kind, model, test, masks)
+                    elif how == "deep":
+                        family, params = model
+                        levels = np.round(filled * (test.num_levels - 1)).astype(np.int32).reshape(test.image.shape)
+                        acc = deep_accuracy(family, params, kind, log_prior, levels, test.label, 10)
                     elif how == "logreg":
                         acc = float(np.mean(model.predict(filled) == test.label))
                     else:

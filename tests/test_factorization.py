@@ -97,3 +97,16 @@ def test_fortunes_corpus_loads_as_bags_of_words():
 
     with pytest.raises(DatasetNotFoundError, match="apt-get install -y fortunes"):
         read_fortunes("/nonexistent")
+
+
+def test_document_completion_beats_the_unigram_model_on_planted_topics():
+    counts, _ = _planted_corpus()
+    test, _ = _planted_corpus(200, seed=2)
+    params, _ = fz.fit_lda(jax.random.key(0), jnp.asarray(counts), 3, num_iters=30, e_step_iters=30)
+    observed, held = fz.split_counts(jax.random.key(1), jnp.asarray(test))
+    assert float((observed + held - test).sum()) == 0 and 0.45 < float(held.sum() / test.sum()) < 0.55
+    completion = float(fz.lda_completion_perplexity(params, observed, held))
+    freq = counts.sum(0) / counts.sum()
+    unigram = float(np.exp(-(np.asarray(held) * np.log(freq)).sum() / float(held.sum())))
+    # each document mixes ~1-2 of 3 topics over 10 words each: its own words predict the rest far better
+    assert completion < 0.6 * unigram, (completion, unigram)

@@ -307,3 +307,27 @@ def test_classic_family_refuses_what_it_cannot_model(tmp_path):
         classic.build(smoke("classic_digits", model__kind="bernoulli_mixture"), digits)
     with pytest.raises(ValueError, match="unknown model.kind 'lda'"):
         classic.build(smoke("classic_digits", model__kind="lda"), digits)
+
+
+def test_any_class_conditional_family_is_a_bayes_rule_classifier(tmp_path):
+    """The generic classifier on a deep family: a conditional MADE's log p(x | y) for each class; the column of
+    the true label is the family's own log_prob of the labelled batch, and the posterior is normalised."""
+    from conftest import smoke
+
+    from gen_jax import train as gt
+    from gen_jax.data import load_image_dataset
+    from gen_jax.eval.generative_classifier import bayes_posterior, class_conditional_log_probs, class_log_prior
+
+    c = smoke("made_digits", model__conditional=True, train__steps=30)
+    gt.run(c, tmp_path)
+    _, family, state, _ = gt.restore_run(tmp_path)
+    test = load_image_dataset("digits", "test")
+    batch = {"image": test.image[:40], "label": test.label[:40]}
+    per_class = class_conditional_log_probs(family.log_prob, state.params, batch, jax.random.key(0), 10)
+    assert per_class.shape == (40, 10) and np.all(np.isfinite(np.asarray(per_class)))
+    np.testing.assert_allclose(np.asarray(per_class)[np.arange(40), test.label[:40]],
+                               np.asarray(family.log_prob(state.params, batch, jax.random.key(0))), rtol=1e-5)
+    log_prior = class_log_prior(load_image_dataset("digits", "train").label, 10)
+    post = np.asarray(bayes_posterior(per_class, log_prior))
+    np.testing.assert_allclose(np.exp(post).sum(1), 1, rtol=1e-5)
+    assert len(set(np.argmax(np.asarray(per_class), 1))) > 1  # the label changes the model's answer

@@ -101,6 +101,24 @@ def lda_perplexity(params, counts, *, e_step_iters: int = 100):
     return jnp.exp(-bound / counts.sum())
 
 
+def split_counts(rng, counts, fraction: float = 0.5):
+    """Each document's words split at random into an observed part and a held-out part (binomial thinning of
+    every count: each word token goes to the held-out part with probability ``fraction``)."""
+    held = jax.random.binomial(rng, counts, fraction).astype(counts.dtype)
+    return counts - held, held
+
+
+def lda_completion_perplexity(params, observed, held_out, *, e_step_iters: int = 100):
+    """Document completion (Wallach et al. 2009): each document's topic proportions from its ``observed`` words
+    (the variational posterior mean), the topics at their posterior mean, and the perplexity of its
+    ``held_out`` words under ``p(w) = sum_k theta_k beta_kw``: comparable with any model that predicts held-out
+    words, a unigram model included."""
+    gamma, _ = lda_e_step(observed, dirichlet_expectation(params["lambda"]), params["alpha"], e_step_iters)
+    theta = gamma / gamma.sum(1, keepdims=True)
+    beta = params["lambda"] / params["lambda"].sum(1, keepdims=True)
+    return jnp.exp(-jnp.sum(held_out * jnp.log(theta @ beta)) / held_out.sum())
+
+
 def top_words(params, vocab: list[str], n: int = 10) -> list[list[str]]:
     """Each topic's ``n`` most probable words under ``E[beta]``."""
     lam = jnp.asarray(params["lambda"])
