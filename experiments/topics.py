@@ -8,9 +8,10 @@
   document-completion perplexity (topic proportions from a random half of each document's words, the other half
   predicted), each beside the unigram model's (the words' add-one training frequencies), fit time, and each topic's top words with the fortune category
   that holds most of its weight (LDA never sees the categories).
-* Matrix factorisation of the training documents' ``log(1 + count)`` matrix with 10 % of its entries held out:
-  column means, truncated SVD of the mean-filled matrix, and probabilistic MF (ALS) at several ranks; RMSE on
-  all held-out entries and on the held-out non-zero ones.
+* Matrix factorisation of two matrices of the training documents, each with 10 % of its entries held out: the
+  document-term ``log(1 + count)`` matrix and the word co-occurrence matrix ``log(1 + documents holding both
+  words)``: column means, truncated SVD of the mean-filled matrix, and probabilistic MF (ALS) at several ranks;
+  RMSE on all held-out entries and on the held-out non-zero ones.
 
 Writes ``topics.json`` and ``topics.md``.
 """
@@ -93,34 +94,42 @@ def main(_):
         (out / "topics.md").write_text("\n".join(lines) + "\n")
         print("\n".join(lines))
         return
-    # matrix factorisation with held-out entries
-    x = jnp.log1p(counts)
+    # matrix factorisation with held-out entries, on two real matrices of the training documents
+    binary = (counts > 0).astype(jnp.float32)
+    cooc = binary.T @ binary
+    matrices = {"document-term log(1 + count)": jnp.log1p(counts),
+                "word co-occurrence log(1 + documents with both words)": jnp.log1p(cooc * (1 - jnp.eye(len(cooc))))}
     rng = np.random.default_rng(_SEED.value)
-    held = (rng.random(x.shape) < 0.1).astype(np.float32)
-    mask, held_j = jnp.asarray(1 - held), jnp.asarray(held)
-    nonzero_held = held_j * (counts > 0)
-    fill, _ = fz.column_mean_fill(x, mask)
-    res["mf"]["column_means"] = {"rmse": float(fz.masked_rmse(x, fill, held_j)),
-                                 "rmse_nonzero": float(fz.masked_rmse(x, fill, nonzero_held))}
-    lines += ["## Matrix factorisation of log(1 + count), 10 % of entries held out", "",
-              "| model | rank | held-out RMSE | on non-zero entries | fit s |", "| --- | --- | --- | --- | --- |",
-              f"| column means | - | {res['mf']['column_means']['rmse']:.4f} | "
-              f"{res['mf']['column_means']['rmse_nonzero']:.4f} | - |"]
-    for r in map(int, _RANKS.value):
-        t0 = time.perf_counter()
-        svd = jax.block_until_ready(fz.truncated_svd_reconstruction(x, mask, r))
-        svd_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        params, _ = fz.fit_pmf(jax.random.key(_SEED.value), x, mask, r, reg=_PMF_REG.value, num_iters=15)
-        pmf = jax.block_until_ready(fz.pmf_reconstruction(params))
-        pmf_s = time.perf_counter() - t0
-        for name, est, s in (("truncated SVD", svd, svd_s), ("PMF (ALS)", pmf, pmf_s)):
-            row = {"rmse": float(fz.masked_rmse(x, est, held_j)),
-                   "rmse_nonzero": float(fz.masked_rmse(x, est, nonzero_held)), "fit_seconds": s}
-            res["mf"][f"{name} rank {r}"] = row
-            lines.append(f"| {name} | {r} | {row['rmse']:.4f} | {row['rmse_nonzero']:.4f} | {s:.1f} |")
-        print(f"MF rank {r}: SVD {res['mf'][f'truncated SVD rank {r}']['rmse']:.4f}, PMF "
-              f"{res['mf'][f'PMF (ALS) rank {r}']['rmse']:.4f}", flush=True)
+    for matrix_name, x in matrices.items():
+        held = (rng.random(x.shape) < 0.1).astype(np.float32)
+        mask, held_j = jnp.asarray(1 - held), jnp.asarray(held)
+        nonzero_held = held_j * (x > 0)
+        fill, _ = fz.column_mean_fill(x, mask)
+        table = res["mf"][matrix_name] = {
+            "shape": list(x.shape), "nonzero_fraction": float(jnp.mean(x > 0)),
+            "column_means": {"rmse": float(fz.masked_rmse(x, fill, held_j)),
+                             "rmse_nonzero": float(fz.masked_rmse(x, fill, nonzero_held))}}
+        lines += [f"## Matrix factorisation: {matrix_name}, {x.shape[0]} x {x.shape[1]} "
+                  f"({table['nonzero_fraction']:.1%} non-zero), 10 % of entries held out", "",
+                  "| model | rank | held-out RMSE | on non-zero entries | fit s |", "| --- | --- | --- | --- | --- |",
+                  f"| column means | - | {table['column_means']['rmse']:.4f} | "
+                  f"{table['column_means']['rmse_nonzero']:.4f} | - |"]
+        for r in map(int, _RANKS.value):
+            t0 = time.perf_counter()
+            svd = jax.block_until_ready(fz.truncated_svd_reconstruction(x, mask, r))
+            svd_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            params, _ = fz.fit_pmf(jax.random.key(_SEED.value), x, mask, r, reg=_PMF_REG.value, num_iters=15)
+            pmf = jax.block_until_ready(fz.pmf_reconstruction(params))
+            pmf_s = time.perf_counter() - t0
+            for name, est, sec in (("truncated SVD", svd, svd_s), ("PMF (ALS)", pmf, pmf_s)):
+                row = {"rmse": float(fz.masked_rmse(x, est, held_j)),
+                       "rmse_nonzero": float(fz.masked_rmse(x, est, nonzero_held)), "fit_seconds": sec}
+                table[f"{name} rank {r}"] = row
+                lines.append(f"| {name} | {r} | {row['rmse']:.4f} | {row['rmse_nonzero']:.4f} | {sec:.1f} |")
+            print(f"MF {matrix_name} rank {r}: SVD {table[f'truncated SVD rank {r}']['rmse']:.4f}, PMF "
+                  f"{table[f'PMF (ALS) rank {r}']['rmse']:.4f}", flush=True)
+        lines.append("")
     (out / "topics.json").write_text(json.dumps(res, indent=2))
     (out / "topics.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
