@@ -281,6 +281,7 @@ def test_classic_image_models_sample_levels_impute_and_encode(tmp_path):
     _, family, state, _ = gt.restore_run(tmp_path)
     params = state.params
     assert set(family.capabilities) == {"sample", "log_prob", "encode", "decode", "impute", "anomaly_score"}
+    assert family.require("encode") is family.encode
     a, b = (np.asarray(family.sample(params, jax.random.key(s), 16)) for s in (0, 1))
     assert a.shape == (16, 8, 8, 1) and a.dtype == np.int32 and a.min() >= 0 and a.max() <= 16
     assert not np.array_equal(a, b)
@@ -294,6 +295,24 @@ def test_classic_image_models_sample_levels_impute_and_encode(tmp_path):
     assert err < 0.75 * np.mean(((train_mean - x) ** 2)[mask == 0]), err  # the covariance helps
     z = family.encode(params, {"image": test.image[:4]})
     assert z.shape == (4, 8) and family.decode(params, z).shape == (4, 8, 8, 1)
+
+
+def test_a_mixtures_latent_is_its_component(tmp_path):
+    from gen_jax import train as gt
+    from gen_jax.data import load_image_dataset
+
+    _classic(tmp_path, model__kind="gmm", model__covariance="diag", model__num_components=4)
+    _, family, state, _ = gt.restore_run(tmp_path)
+    test = load_image_dataset("digits", "test")
+    post = np.asarray(family.encode(state.params, {"image": test.image[:10]}))
+    assert post.shape == (10, 4)
+    np.testing.assert_allclose(post.sum(1), 1, rtol=1e-5)
+    means = np.asarray(family.decode(state.params, jnp.arange(4)))
+    assert means.shape == (4, 8, 8, 1) and means.min() >= 0 and means.max() <= 1
+    # each image's most probable component has the nearest mean (diagonal variances: roughly)
+    flat = test.image[:10].reshape(10, -1) / 16
+    nearest = np.argmin(((flat[:, None] - means.reshape(4, -1)[None]) ** 2).sum(-1), 1)
+    assert np.mean(nearest == post.argmax(1)) >= 0.7
 
 
 def test_classic_family_refuses_what_it_cannot_model(tmp_path):

@@ -13,7 +13,8 @@ frequencies as ``log_prior``: ``log_prob`` is then ``log p(x | y)`` for the batc
 
 Capabilities: sample, log_prob, impute (the conditional mean of the missing pixels given the observed ones,
 exact: the Gaussian's conditional, a mixture's posterior-weighted conditionals), encode/decode for PPCA and
-FA (the posterior mean of z; the mean of p(x | z)). :func:`masked_log_prob` gives the exact marginal
+FA (the posterior mean of z; the mean of p(x | z)) and for the mixtures (the posterior over components; a
+component's mean). :func:`masked_log_prob` gives the exact marginal
 ``log p(x_obs)`` under any mask (used by the missing-data classifiers).
 """
 
@@ -243,23 +244,43 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
             filled = jnp.clip((impute_jit(params, centre, mask_flat) * levels - 0.5) / (levels - 1), 0, 1)
         return np.asarray(mask_flat * flat + (1 - mask_flat) * filled).reshape(shape)
 
+    def centres(batch):
+        """A batch as the model's rows without dequantization noise (the levels' bin centres)."""
+        if not levels:
+            return jnp.asarray(batch["x"], jnp.float32)
+        flat = jnp.asarray(batch["image"]).reshape(-1, d).astype(jnp.float32)
+        return flat if binary else (flat + 0.5) / levels
+
+    def as_data(mean):
+        """Means in the model's units as vectors, or images as intensities in [0, 1]."""
+        if not levels:
+            return mean
+        unit = mean if binary else (mean * levels - 0.5) / (levels - 1)
+        return jnp.clip(unit, 0, 1).reshape(-1, *data.image_shape)
+
     encode = decode = None
     if kind in ("ppca", "fa") and not num_classes:
         posterior = latent.ppca_posterior if kind == "ppca" else latent.fa_posterior
 
         def encode(params, batch, rng=None):
-            """The posterior mean of z (dequantized images: at the levels' bin centres)."""
-            if levels:
-                flat = jnp.asarray(batch["image"]).reshape(-1, d)
-                return posterior(params, (flat.astype(jnp.float32) + 0.5) / levels)[0]
-            return posterior(params, jnp.asarray(batch["x"], jnp.float32))[0]
+            """The posterior mean of z (images at the levels' bin centres)."""
+            return posterior(params, centres(batch))[0]
 
         def decode(params, z, rng=None):
             """The mean of p(x | z): vectors, or images as intensities in [0, 1]."""
-            mean = jnp.asarray(z) @ params["W"].T + params["mean"]
-            if not levels:
-                return mean
-            return jnp.clip((mean * levels - 0.5) / (levels - 1), 0, 1).reshape(-1, *data.image_shape)
+            return as_data(jnp.asarray(z) @ params["W"].T + params["mean"])
+    elif kind in ("gmm", "bernoulli_mixture") and not num_classes:
+        component_log_prob = (latent.gmm_component_log_prob if kind == "gmm"
+                              else latent.bernoulli_component_log_prob)
+
+        def encode(params, batch, rng=None):
+            """A mixture's latent is its component: the posterior over components ``(B, K)``."""
+            return jax.nn.softmax(component_log_prob(params, centres(batch)), axis=1)
+
+        def decode(params, z, rng=None):
+            """Component indices ``(B,)`` to their means (vectors, or images as intensities in [0, 1])."""
+            means = params["means"] if kind == "gmm" else jax.nn.sigmoid(params["logits"])
+            return as_data(means[jnp.asarray(z, jnp.int32)])
 
     picture = None
     if not levels and d == 2 and not num_classes:
