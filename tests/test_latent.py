@@ -350,3 +350,17 @@ def test_any_class_conditional_family_is_a_bayes_rule_classifier(tmp_path):
     post = np.asarray(bayes_posterior(per_class, log_prior))
     np.testing.assert_allclose(np.exp(post).sum(1), 1, rtol=1e-5)
     assert len(set(np.argmax(np.asarray(per_class), 1))) > 1  # the label changes the model's answer
+
+
+def test_greedy_kmeans_plus_plus_seeds_one_centre_per_cluster_of_a_grid():
+    """A 5 x 5 grid of tight Gaussians: with one candidate per step k-means++ often puts two centres in one
+    cluster (EM then keeps a component over two modes); the greedy seeding finds every cluster."""
+    rng = np.random.default_rng(0)
+    grid = np.stack(np.meshgrid(np.arange(5), np.arange(5)), -1).reshape(25, 2) * 2.0
+    x = jnp.asarray(grid[rng.integers(0, 25, 5000)] + 0.05 * rng.normal(size=(5000, 2)), jnp.float32)
+    for seed in range(3):
+        centres = np.asarray(latent.kmeans_plus_plus(jax.random.key(seed), x, 25))
+        owner = np.argmin(((centres[:, None] - grid[None]) ** 2).sum(-1), 1)
+        assert len(set(owner)) == 25, seed
+    params, _ = latent.fit_gmm(jax.random.key(0), x, 25, num_iters=20)
+    np.testing.assert_allclose(np.exp(np.asarray(params["log_weights"])), 0.04, atol=0.01)

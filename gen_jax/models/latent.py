@@ -230,10 +230,14 @@ def fa_posterior(params, x):
 # ------------------------------------------------------------------------------------ Gaussian mixtures
 
 
-def kmeans_plus_plus(rng, x, num_clusters: int, weights=None):
-    """Arthur & Vassilvitskii's seeding: the first centre drawn by weight, each next one with probability
-    proportional to weight x squared distance to the nearest centre so far."""
+def kmeans_plus_plus(rng, x, num_clusters: int, weights=None, num_trials: int | None = None):
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007; scikit-learn's variant): the first centre drawn
+    by weight; each next one the best of ``num_trials`` candidates (default ``2 + floor(log k)``) drawn with
+    probability proportional to weight x squared distance to the nearest centre so far, "best" meaning the
+    lowest total squared distance once added. One candidate per step is the original k-means++; on a 5 x 5
+    grid of Gaussians it put two centres in one cluster in 8 restarts out of 8."""
     w = _weights(x, weights)
+    trials = num_trials or 2 + int(math.log(num_clusters))
     keys = jax.random.split(rng, num_clusters)
     first = x[jax.random.choice(keys[0], x.shape[0], p=w / w.sum())]
     centres = jnp.zeros((num_clusters, x.shape[1]), x.dtype).at[0].set(first)
@@ -242,8 +246,10 @@ def kmeans_plus_plus(rng, x, num_clusters: int, weights=None):
     def body(i, carry):
         centres, dist = carry
         p = w * dist
-        new = x[jax.random.choice(keys[i], x.shape[0], p=p / p.sum())]
-        return centres.at[i].set(new), jnp.minimum(dist, jnp.sum((x - new) ** 2, axis=1))
+        candidates = x[jax.random.choice(keys[i], x.shape[0], (trials,), p=p / p.sum())]  # (L, D)
+        new_dist = jnp.minimum(dist[None], _sq_distances(x, candidates).T)  # (L, N)
+        best = jnp.argmin(new_dist @ w)
+        return centres.at[i].set(candidates[best]), new_dist[best]
 
     return lax.fori_loop(1, num_clusters, body, (centres, dist))[0]
 
