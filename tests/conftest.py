@@ -1,9 +1,11 @@
 """Four CPU devices for every test, so pmap paths run here; set before JAX initialises its backend.
 
 Tests run tiny models for a few steps, so their time is mostly XLA compilation: the backend's optimisation
-level 0 compiles much faster (tests/test_text.py + test_autoregressive.py: 104 s -> 65 s here) and computes
-the same functions; subprocesses of the CLI tests inherit the flags. Benchmarks and real runs keep the
-default level.
+level 0 compiles much faster (tests/test_text.py + test_autoregressive.py: 104 s -> 65 s here; 71 s -> 51 s
+against level 1) and computes the same functions; subprocesses of the CLI tests inherit the flags. Benchmarks
+and real runs keep the default level. Its programs run slower, though (the feature network's training 8.6x):
+compute-bound loops that tests run at length compile at the default level by their own ``compiler_options``
+(gen_jax.eval.features). The whole suite without the flag took 12:08 against 9:32 with it.
 
 The session also shares one persistent XLA compilation cache (a fresh temporary directory, removed at the
 end): the tests rebuild the same tiny programs many times (a run, its twin with the same seed, the resumed one,
