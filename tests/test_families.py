@@ -190,6 +190,9 @@ def test_toy_family_is_reproducible_resumes_exactly_and_runs_on_four_devices(tmp
     if family == "replay":
         chex.assert_trees_all_equal(a.aux, p.aux)
         assert int(a.aux["position"]) == (12 * 32) % BUFFER
+    # the mesh-sharded path (jit + shard_map, the state one replicated array) runs the same per-device step
+    _run(_toy_config(family, num_devices=4, parallelism="sharded"), tmp_path / "s")
+    chex.assert_trees_all_equal(p, _state(tmp_path / "s"))
 
 
 def test_aux_that_diverges_across_devices_is_an_error(tmp_path, monkeypatch):
@@ -208,8 +211,9 @@ def test_aux_that_diverges_across_devices_is_an_error(tmp_path, monkeypatch):
         return Family("replay", None, Trainer(family.trainer.init_state, make))
 
     monkeypatch.setattr(FAMILIES["replay"], "build", diverging_build)
-    with pytest.raises(RuntimeError, match=r"state.aux\['buffer'\] differs between devices"):
-        gt.run(_toy_config("replay", num_devices=4), tmp_path)
+    for parallelism in ("pmap", "sharded"):
+        with pytest.raises(RuntimeError, match=r"state.aux\['buffer'\] differs between devices"):
+            gt.run(_toy_config("replay", num_devices=4, parallelism=parallelism), tmp_path / parallelism)
 
 
 def test_a_fitted_family_trains_once_and_evaluates_exactly(tmp_path):

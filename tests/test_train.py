@@ -122,7 +122,8 @@ def test_batch_not_divisible_by_device_count_is_an_error(tmp_path):
         gt.run(c, tmp_path)
 
 
-def test_pmap_on_four_devices_equals_one_device_on_the_global_batch():
+@pytest.mark.parametrize("parallelism", ["pmap", "sharded"])
+def test_four_devices_equal_one_device_on_the_global_batch(parallelism):
     assert jax.local_device_count() >= 4, "conftest sets 4 host devices"
     rng = np.random.default_rng(0)
     batch = {"x": rng.normal(size=(32, 5)).astype(np.float32), "y": rng.normal(size=(32, 2)).astype(np.float32)}
@@ -137,17 +138,29 @@ def test_pmap_on_four_devices_equals_one_device_on_the_global_batch():
               "w2": jnp.asarray(rng.normal(size=(8, 2)), jnp.float32)}
     opt = optax.adam(1e-2)
     single = parallel.compile_step(make_train_step(loss_fn, opt, ema_decay=0.9), 1)
-    multi = parallel.compile_step(make_train_step(loss_fn, opt, ema_decay=0.9, axis_name=parallel.AXIS_NAME), 4)
+    multi = parallel.compile_step(make_train_step(loss_fn, opt, ema_decay=0.9, axis_name=parallel.AXIS_NAME), 4,
+                                  parallelism=parallelism)
     s1 = gt.create_train_state(params, opt, ema=True)
-    s4 = parallel.replicate(gt.create_train_state(params, opt, ema=True), 4)
+    s4 = parallel.replicate(gt.create_train_state(params, opt, ema=True), 4, parallelism)
     key = jax.random.key(0)
     for _ in range(3):
         s1, m1 = single(s1, batch, key)
         s4, m4 = multi(s4, {k: v.reshape(4, 8, -1) for k, v in batch.items()}, key)
-    s4 = parallel.unreplicate(s4, 4)
+    if parallelism == "sharded":  # one array replicated over the 4-device mesh, a copy on each device
+        leaf = jax.tree.leaves(s4.params)[0]
+        assert len(leaf.sharding.device_set) == 4 and leaf.sharding.is_fully_replicated
+    parallel.check_replicas_agree(s4, 4, parallelism=parallelism)
+    s4 = parallel.unreplicate(s4, 4, parallelism)
+    m4 = parallel.unreplicate(m4, 4, parallelism)
     for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(s4)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=1e-6)
-    np.testing.assert_allclose(float(m1["loss"]), float(m4["loss"][0]), rtol=1e-5)
+    np.testing.assert_allclose(float(m1["loss"]), float(m4["loss"]), rtol=1e-5)
+
+
+def test_an_unknown_parallelism_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="train.parallelism must be one of"):
+        gt.run(smoke(train__num_devices=4, train__parallelism="pjit"), tmp_path)
+    assert not (tmp_path / "checkpoints").exists()
 
 
 def test_full_loop_on_four_devices(tmp_path):

@@ -50,6 +50,7 @@ def default_config(family: str = "vae") -> ml_collections.ConfigDict:
     c.train.steps = 3000
     c.train.batch_size = 128
     c.train.num_devices = 0  # 0 = all local devices
+    c.train.parallelism = "pmap"  # pmap | sharded (jit + shard_map over a device mesh): gen_jax.train.parallel
     c.train.ema_decay = 0.0  # 0 = no EMA of parameters
     c.train.log_every = 100  # 0 = only at checkpoints
     c.train.checkpoint_every = 1000  # 0 = only at the end (and on a stop request)

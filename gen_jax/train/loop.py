@@ -37,8 +37,8 @@ from gen_jax.train.evaluators import (build_evaluators, log_likelihood_options, 
                                       split_log_likelihood)
 from gen_jax.train.metrics import MetricWriter, check_finite
 from gen_jax.train.optim import check_optim_config
-from gen_jax.train.parallel import (AXIS_NAME, check_divisible, check_replicas_agree, compile_step, replicate,
-                                    resolve_num_devices, unreplicate)
+from gen_jax.train.parallel import (AXIS_NAME, MAX_IN_FLIGHT, check_divisible, check_parallelism,
+                                    check_replicas_agree, compile_step, replicate, resolve_num_devices, unreplicate)
 from gen_jax.train.state import TrainState
 from gen_jax.train.workdir import WorkdirLock, keep_file_name, write_text_atomic
 from gen_jax.viz import save_image_grid
@@ -263,6 +263,8 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
         eval_data = eval_data.take(config.eval.num_examples)
     num_devices = resolve_num_devices(config.train.num_devices)
     check_divisible(config.train.batch_size, num_devices)
+    parallelism = config.train.get("parallelism", "pmap")  # workdirs from before the setting ran pmap
+    check_parallelism(parallelism)
     select_every = config.eval.select_every
     select_data = None
     if select_every:
@@ -341,9 +343,10 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
                 checkpoints.save(1, state, position())
         else:
             step_fn = compile_step(trainer.make_step(AXIS_NAME if num_devices > 1 else None), num_devices,
+                                   parallelism=parallelism,
                                    guard=True)
-            device_state = replicate(state, num_devices)
-            first_bad = replicate(jnp.array(-1, jnp.int32), num_devices)
+            device_state = replicate(state, num_devices, parallelism)
+            first_bad = replicate(jnp.array(-1, jnp.int32), num_devices, parallelism)
             pbar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not cfg.progress_bar,
                         dynamic_ncols=True)
             t0, steps_since = time.perf_counter(), 0
@@ -352,16 +355,18 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
                     break
                 device_state, metrics, first_bad = step_fn(device_state, next(batches), keys["loop"], first_bad)
                 done = step + 1
+                if num_devices > 1 and done % MAX_IN_FLIGHT == 0:
+                    jax.block_until_ready(first_bad)  # a bounded queue of dispatched steps (parallel.MAX_IN_FLIGHT)
                 steps_since += 1
                 requested = stop_requested is not None and stop_requested(done)
                 stop = requested or bool(stops)
                 checkpoint_now = _every(done, cfg.checkpoint_every) or done == cfg.steps or stop
                 selecting = best is not None and (done % select_every == 0 or done == cfg.steps)
                 # one host copy of the state per step, however many of checkpoint / sample / select need it
-                host_state = functools.cache(lambda: unreplicate(device_state, num_devices))
+                host_state = functools.cache(lambda: unreplicate(device_state, num_devices, parallelism))
                 if _every(done, cfg.log_every) or checkpoint_now or selecting:
-                    host = {k: float(v) for k, v in jax.device_get(unreplicate(metrics, num_devices)).items()}
-                    bad = int(unreplicate(first_bad, num_devices))
+                    host = {k: float(v) for k, v in jax.device_get(unreplicate(metrics, num_devices, parallelism)).items()}
+                    bad = int(unreplicate(first_bad, num_devices, parallelism))
                     # before any checkpoint of this step is written
                     check_finite(done, host, first_bad_step=bad if bad >= 0 else None,
                                  last_checkpoint=last_checkpoint)
@@ -373,7 +378,7 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
                         pbar.set_postfix(loss=f"{host['loss']:.3f}", steps_s=f"{host['steps_per_sec']:.1f}")
                     last = host
                 if checkpoint_now:
-                    check_replicas_agree(device_state.aux, num_devices, "state.aux")
+                    check_replicas_agree(device_state.aux, num_devices, "state.aux", parallelism)
                     checkpoints.save(done, host_state(), position())
                     last_checkpoint = done
                 if _every(done, cfg.sample_every):
@@ -394,7 +399,7 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
                         last_checkpoint = done
                 if stop:
                     return {"train": last, "interrupted_at_step": done}
-            state = unreplicate(device_state, num_devices)
+            state = unreplicate(device_state, num_devices, parallelism)
 
         phase["now"] = "evaluation"
         try:

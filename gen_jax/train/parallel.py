@@ -1,4 +1,13 @@
-"""Runs one per-device step on one device (``jax.jit``) or on all local devices (``jax.pmap``)."""
+"""Runs one per-device step on one device (``jax.jit``) or on several local devices, two ways
+(``train.parallelism``):
+
+* ``pmap``: ``jax.pmap`` over ``AXIS_NAME``; the state is stacked, one copy per device (leading axis).
+* ``sharded``: ``jax.jit`` of ``shard_map`` over a one-axis device mesh named ``AXIS_NAME``; the batch is
+  sharded along the mesh, the state is one replicated ``jax.Array`` (``NamedSharding(mesh, P())``). The layout
+  new JAX code uses (``pmap`` is in maintenance mode and built on ``shard_map``).
+
+Both run the very same per-device step (``lax.pmean`` over ``AXIS_NAME`` inside it) and give the same update.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +16,28 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 AXIS_NAME = "batch"
+PARALLELISMS = ("pmap", "sharded")
+# Steps of a multi-device run the host may dispatch ahead of the devices. On simulated host devices
+# (XLA:CPU, --xla_force_host_platform_device_count=4) a deeper queue of dispatched steps deadlocks: with
+# 75-100 steps queued the all-reduce of one step waits for a device thread that never arrives and XLA aborts
+# the process after its 40 s collective timeout (pmap and shard_map alike, on a quiet machine: the loop only
+# synchronised every log_every steps, so a run with log_every = 750 hung every time; blocking every 4, 16, 32
+# or 64 steps ran 400 steps cleanly). The loop waits for the step MAX_IN_FLIGHT back before dispatching more.
+MAX_IN_FLIGHT = 16
+
+
+def check_parallelism(parallelism: str) -> None:
+    if parallelism not in PARALLELISMS:
+        raise ValueError(f"train.parallelism must be one of {PARALLELISMS}, got {parallelism!r}")
+
+
+def data_mesh(num_devices: int) -> Mesh:
+    """The first ``num_devices`` local devices as a one-axis mesh named ``AXIS_NAME``."""
+    return Mesh(np.asarray(jax.local_devices()[:num_devices]), (AXIS_NAME,))
 
 
 def resolve_num_devices(requested: int) -> int:
@@ -47,43 +76,66 @@ def guard_nonfinite(step: Callable) -> Callable:
     return guarded
 
 
-def compile_step(step: Callable, num_devices: int, *, guard: bool = False) -> Callable:
-    """``step(state, batch, rng)`` jitted (1 device) or pmapped over ``AXIS_NAME`` (state replicated, batch
-    with a leading device axis, ``rng`` shared); the state's buffers are donated either way. With ``guard``
-    it is :func:`guard_nonfinite`'s ``(state, batch, rng, first_bad)`` form (``first_bad`` replicated).
+def compile_step(step: Callable, num_devices: int, *, guard: bool = False, parallelism: str = "pmap") -> Callable:
+    """``step(state, batch, rng)`` jitted (1 device), pmapped over ``AXIS_NAME`` (state stacked per device), or
+    jitted over a mesh by ``shard_map`` (state replicated); the batch has a leading device axis in both
+    multi-device forms, ``rng`` is shared, and the state's buffers are donated every way. With ``guard`` it is
+    :func:`guard_nonfinite`'s ``(state, batch, rng, first_bad)`` form (``first_bad`` laid out like the state).
 
     ``step`` must have been built with ``axis_name=AXIS_NAME`` when ``num_devices > 1``.
     """
+    check_parallelism(parallelism)
     fn = guard_nonfinite(step) if guard else step
     if num_devices == 1:
         return jax.jit(fn, donate_argnums=(0,))
+    if parallelism == "sharded":
+        def per_device(state, batch, rng, *rest):
+            # this device's block of the (devices, per-device batch, ...) layout
+            return fn(state, jax.tree.map(lambda x: x[0], batch), rng, *rest)
+
+        in_specs = (P(), P(AXIS_NAME), P()) + ((P(),) if guard else ())
+        # out_specs P(): the step keeps state, metrics and first_bad identical on every device (its pmean /
+        # all_gather rule); the loop checks the state's copies at every checkpoint as it does under pmap.
+        mapped = jax.shard_map(per_device, mesh=data_mesh(num_devices), in_specs=in_specs, out_specs=P(),
+                               check_vma=False)
+        return jax.jit(mapped, donate_argnums=(0,))
     devices = jax.local_devices()[:num_devices]
     in_axes = (0, 0, None, 0) if guard else (0, 0, None)
     return jax.pmap(fn, axis_name=AXIS_NAME, in_axes=in_axes, donate_argnums=(0,), devices=devices)
 
 
-def replicate(tree, num_devices: int):
-    """Copies a pytree onto ``num_devices`` devices (leading axis); identity for one device."""
+def replicate(tree, num_devices: int, parallelism: str = "pmap"):
+    """A pytree laid out for the step: as it is for one device; a stacked copy per device (leading axis) for
+    ``pmap``; one array replicated over the mesh for ``sharded``."""
     if num_devices == 1:
         return tree
+    if parallelism == "sharded":
+        sharding = NamedSharding(data_mesh(num_devices), P())
+        # through the host: a fresh buffer per device, never an alias of the caller's arrays (the step donates)
+        return jax.tree.map(lambda x: jax.device_put(np.asarray(x), sharding), tree)
     # pmap shards a leading axis of size num_devices over its devices.
     return jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (num_devices, *np.shape(x))).copy(), tree)
 
 
-def unreplicate(tree, num_devices: int):
+def unreplicate(tree, num_devices: int, parallelism: str = "pmap"):
     """The first device's copy, as host-backed arrays of the original shapes."""
     if num_devices == 1:
         return tree
+    if parallelism == "sharded":
+        return jax.tree.map(lambda x: np.asarray(x.addressable_shards[0].data), tree)
     return jax.tree.map(lambda x: np.asarray(x[0]), tree)
 
 
-def check_replicas_agree(tree, num_devices: int, what: str = "state") -> None:
+def check_replicas_agree(tree, num_devices: int, what: str = "state", parallelism: str = "pmap") -> None:
     """Raises if the device copies of a replicated pytree differ (a step broke the replication rule of
     :class:`gen_jax.train.state.TrainState`); names the first leaf that differs."""
     if num_devices == 1 or tree is None:
         return
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
-        a = np.asarray(leaf)
-        if not all(np.array_equal(a[0], a[i], equal_nan=True) for i in range(1, a.shape[0])):
+        if parallelism == "sharded":
+            copies = [np.asarray(s.data) for s in leaf.addressable_shards]
+        else:
+            copies = list(np.asarray(leaf))
+        if not all(np.array_equal(copies[0], c, equal_nan=True) for c in copies[1:]):
             raise RuntimeError(f"{what}{jax.tree_util.keystr(path)} differs between devices: the step must keep "
                                f"replicated state identical on every device (see TrainState's pmap rule)")
