@@ -19,11 +19,9 @@ import numpy as np
 import optax
 from absl import app, flags, logging
 
-from gen_jax.data import BatchIterator
-from gen_jax.families import build_family
-from gen_jax.train import parallel
+from step_runner import engine_runner, steps_per_second  # experiments/step_runner.py, beside this script
 from gen_jax.train.config import load_config_file
-from gen_jax.train.loop import init_state, load_data, run_keys
+from gen_jax.train.loop import load_data
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -37,28 +35,6 @@ _OUT = flags.DEFINE_string("out", "", "Optional JSON output path.")
 
 def load_config(name):
     return load_config_file(CONFIG_DIR / f"{name}.py")
-
-
-def engine_runner(config):
-    config.train.num_devices = 1
-    data = load_data(config, "train")
-    family = build_family(config, data)
-    state = init_state(config, family, data)
-    step = parallel.compile_step(family.trainer.make_step(None), 1)
-    batches = BatchIterator(data.arrays(), config.train.batch_size, seed=config.seed)
-    key = run_keys(config.seed)["loop"]
-    holder = {"state": state}
-
-    def go(n):
-        s = holder["state"]
-        for i in range(n):
-            s, metrics = step(s, next(batches), key)
-            if (i + 1) % config.train.log_every == 0:
-                jax.device_get(metrics)
-        jax.block_until_ready(s)
-        holder["state"] = s
-
-    return go
 
 
 class HandVAE(nn.Module):
@@ -111,15 +87,7 @@ def hand_written_runner(config):
 def time_runner(go, seconds, repeats):
     """Median over ``repeats`` of steps/s, each repeat running batches of steps (doubling) for ``seconds``."""
     go(3)  # compile and warm up
-    rates = []
-    for _ in range(repeats):
-        done, n, t0 = 0, 1, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            go(n)
-            done += n
-            n *= 2
-        rates.append(done / (time.perf_counter() - t0))
-    return float(np.median(rates))
+    return float(np.median([steps_per_second(go, seconds) for _ in range(repeats)]))
 
 
 def main(argv):

@@ -37,8 +37,8 @@ from gen_jax.train.evaluators import (build_evaluators, log_likelihood_options, 
                                       split_log_likelihood)
 from gen_jax.train.metrics import MetricWriter, check_finite
 from gen_jax.train.optim import check_optim_config
-from gen_jax.train.parallel import (AXIS_NAME, MAX_IN_FLIGHT, check_divisible, check_parallelism,
-                                    check_replicas_agree, compile_step, replicate, resolve_num_devices, unreplicate)
+from gen_jax.train.parallel import (AXIS_NAME, check_divisible, check_parallelism, check_replicas_agree,
+                                    compile_step, replicate, resolve_num_devices, unreplicate)
 from gen_jax.train.state import TrainState
 from gen_jax.train.workdir import WorkdirLock, keep_file_name, write_text_atomic
 from gen_jax.viz import save_image_grid
@@ -343,8 +343,7 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
                 checkpoints.save(1, state, position())
         else:
             step_fn = compile_step(trainer.make_step(AXIS_NAME if num_devices > 1 else None), num_devices,
-                                   parallelism=parallelism,
-                                   guard=True)
+                                   guard=True, parallelism=parallelism)
             device_state = replicate(state, num_devices, parallelism)
             first_bad = replicate(jnp.array(-1, jnp.int32), num_devices, parallelism)
             pbar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not cfg.progress_bar,
@@ -355,8 +354,6 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
                     break
                 device_state, metrics, first_bad = step_fn(device_state, next(batches), keys["loop"], first_bad)
                 done = step + 1
-                if num_devices > 1 and done % MAX_IN_FLIGHT == 0:
-                    jax.block_until_ready(first_bad)  # a bounded queue of dispatched steps (parallel.MAX_IN_FLIGHT)
                 steps_since += 1
                 requested = stop_requested is not None and stop_requested(done)
                 stop = requested or bool(stops)
@@ -365,7 +362,8 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
                 # one host copy of the state per step, however many of checkpoint / sample / select need it
                 host_state = functools.cache(lambda: unreplicate(device_state, num_devices, parallelism))
                 if _every(done, cfg.log_every) or checkpoint_now or selecting:
-                    host = {k: float(v) for k, v in jax.device_get(unreplicate(metrics, num_devices, parallelism)).items()}
+                    host = {k: float(v) for k, v in
+                            jax.device_get(unreplicate(metrics, num_devices, parallelism)).items()}
                     bad = int(unreplicate(first_bad, num_devices, parallelism))
                     # before any checkpoint of this step is written
                     check_finite(done, host, first_bad_step=bad if bad >= 0 else None,

@@ -26,7 +26,8 @@ PARALLELISMS = ("pmap", "sharded")
 # 75-100 steps queued the all-reduce of one step waits for a device thread that never arrives and XLA aborts
 # the process after its 40 s collective timeout (pmap and shard_map alike, on a quiet machine: the loop only
 # synchronised every log_every steps, so a run with log_every = 750 hung every time; blocking every 4, 16, 32
-# or 64 steps ran 400 steps cleanly). The loop waits for the step MAX_IN_FLIGHT back before dispatching more.
+# or 64 steps ran 400 steps cleanly). compile_step's multi-device step therefore waits for its own result every
+# MAX_IN_FLIGHT calls, whoever calls it (the loop, the benchmarks, research code).
 MAX_IN_FLIGHT = 16
 
 
@@ -82,12 +83,32 @@ def compile_step(step: Callable, num_devices: int, *, guard: bool = False, paral
     multi-device forms, ``rng`` is shared, and the state's buffers are donated every way. With ``guard`` it is
     :func:`guard_nonfinite`'s ``(state, batch, rng, first_bad)`` form (``first_bad`` laid out like the state).
 
-    ``step`` must have been built with ``axis_name=AXIS_NAME`` when ``num_devices > 1``.
+    ``step`` must have been built with ``axis_name=AXIS_NAME`` when ``num_devices > 1``; the multi-device step
+    waits for its result every ``MAX_IN_FLIGHT`` calls (a deeper queue deadlocks host devices).
     """
     check_parallelism(parallelism)
     fn = guard_nonfinite(step) if guard else step
     if num_devices == 1:
         return jax.jit(fn, donate_argnums=(0,))
+    return _bounded_queue(_multi_device(fn, num_devices, guard, parallelism))
+
+
+def _bounded_queue(compiled: Callable) -> Callable:
+    """``compiled`` that blocks on its own output every ``MAX_IN_FLIGHT`` calls (see ``MAX_IN_FLIGHT``)."""
+    calls = 0
+
+    def call(*args):
+        nonlocal calls
+        out = compiled(*args)
+        calls += 1
+        if calls % MAX_IN_FLIGHT == 0:
+            jax.block_until_ready(out)
+        return out
+
+    return call
+
+
+def _multi_device(fn: Callable, num_devices: int, guard: bool, parallelism: str) -> Callable:
     if parallelism == "sharded":
         def per_device(state, batch, rng, *rest):
             # this device's block of the (devices, per-device batch, ...) layout

@@ -1,0 +1,44 @@
+"""The engine's training step as a benchmark sees it, shared by ``benchmark_steps.py`` and
+``benchmark_parallelism.py`` (a module beside them, without flags of its own)."""
+
+import time
+
+import jax
+
+from gen_jax.data import BatchIterator
+from gen_jax.families import build_family
+from gen_jax.train import parallel
+from gen_jax.train.loop import init_state, load_data, run_keys
+
+
+def engine_runner(config, num_devices: int = 1, parallelism: str = "pmap"):
+    """``go(n)``: ``n`` engine steps on ``num_devices`` devices (``parallelism`` when more than one)."""
+    data = load_data(config, "train")
+    family = build_family(config, data)
+    step = parallel.compile_step(family.trainer.make_step(parallel.AXIS_NAME if num_devices > 1 else None),
+                                 num_devices, parallelism=parallelism)
+    state = parallel.replicate(init_state(config, family, data), num_devices, parallelism)
+    batches = BatchIterator(data.arrays(), config.train.batch_size, seed=config.seed, num_devices=num_devices)
+    key = run_keys(config.seed)["loop"]
+    holder = {"state": state}
+
+    def go(n):
+        s = holder["state"]
+        for i in range(n):
+            s, metrics = step(s, next(batches), key)
+            if (i + 1) % config.train.log_every == 0:
+                jax.device_get(metrics)
+        jax.block_until_ready(s)
+        holder["state"] = s
+
+    return go
+
+
+def steps_per_second(go, seconds: float) -> float:
+    """Steps/s of ``go`` run in batches of steps (doubling) for at least ``seconds``."""
+    done, n, t0 = 0, 1, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        go(n)
+        done += n
+        n *= 2
+    return done / (time.perf_counter() - t0)
