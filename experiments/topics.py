@@ -43,6 +43,48 @@ _MAX_DOCS = flags.DEFINE_integer("max_docs", 0, "Use at most this many documents
 _SEED = flags.DEFINE_integer("seed", 0, "Seed.")
 
 
+def matrix_factorisation(counts):
+    """Held-out RMSE of column means, truncated SVD and PMF on two matrices of the training documents:
+    ``(results, markdown lines)``."""
+    binary = (counts > 0).astype(jnp.float32)
+    cooc = binary.T @ binary
+    matrices = {"document-term log(1 + count)": jnp.log1p(counts),
+                "word co-occurrence log(1 + documents with both words)": jnp.log1p(cooc * (1 - jnp.eye(len(cooc))))}
+    rng = np.random.default_rng(_SEED.value)
+    res, lines = {}, []
+    for matrix_name, x in matrices.items():
+        held = (rng.random(x.shape) < 0.1).astype(np.float32)
+        mask, held_j = jnp.asarray(1 - held), jnp.asarray(held)
+        nonzero_held = held_j * (x > 0)
+        fill, _ = fz.column_mean_fill(x, mask)
+        table = res[matrix_name] = {
+            "shape": list(x.shape), "nonzero_fraction": float(jnp.mean(x > 0)),
+            "column_means": {"rmse": float(fz.masked_rmse(x, fill, held_j)),
+                             "rmse_nonzero": float(fz.masked_rmse(x, fill, nonzero_held))}}
+        lines += [f"## Matrix factorisation: {matrix_name}, {x.shape[0]} x {x.shape[1]} "
+                  f"({table['nonzero_fraction']:.1%} non-zero), 10 % of entries held out", "",
+                  "| model | rank | held-out RMSE | on non-zero entries | fit s |", "| --- | --- | --- | --- | --- |",
+                  f"| column means | - | {table['column_means']['rmse']:.4f} | "
+                  f"{table['column_means']['rmse_nonzero']:.4f} | - |"]
+        for r in map(int, _RANKS.value):
+            t0 = time.perf_counter()
+            svd = jax.block_until_ready(fz.truncated_svd_reconstruction(x, mask, r))
+            svd_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            params, _ = fz.fit_pmf(jax.random.key(_SEED.value), x, mask, r, reg=_PMF_REG.value, num_iters=15)
+            pmf = jax.block_until_ready(fz.pmf_reconstruction(params))
+            pmf_s = time.perf_counter() - t0
+            for name, est, sec in (("truncated SVD", svd, svd_s), ("PMF (ALS)", pmf, pmf_s)):
+                row = {"rmse": float(fz.masked_rmse(x, est, held_j)),
+                       "rmse_nonzero": float(fz.masked_rmse(x, est, nonzero_held)), "fit_seconds": sec}
+                table[f"{name} rank {r}"] = row
+                lines.append(f"| {name} | {r} | {row['rmse']:.4f} | {row['rmse_nonzero']:.4f} | {sec:.1f} |")
+            print(f"MF {matrix_name} rank {r}: SVD {table[f'truncated SVD rank {r}']['rmse']:.4f}, PMF "
+                  f"{table[f'PMF (ALS) rank {r}']['rmse']:.4f}", flush=True)
+        lines.append("")
+    return res, lines
+
+
 def main(_):
     out = Path(_WORKDIR.value)
     out.mkdir(parents=True, exist_ok=True)
@@ -89,47 +131,9 @@ def main(_):
         lines += [f"## K = {k}: test perplexity by the bound {perplexity:.1f} (train {train_perplexity:.1f}); "
                   f"document completion {completion:.1f}; fit {seconds:.0f} s", ""] + [f"{j:2d}. [{t['category']} {t['category_share']:.0%}] " + " ".join(t["words"])
                          for j, t in enumerate(topics)] + [""]
-    if _SKIP_MF.value:
-        (out / "topics.json").write_text(json.dumps(res, indent=2))
-        (out / "topics.md").write_text("\n".join(lines) + "\n")
-        print("\n".join(lines))
-        return
-    # matrix factorisation with held-out entries, on two real matrices of the training documents
-    binary = (counts > 0).astype(jnp.float32)
-    cooc = binary.T @ binary
-    matrices = {"document-term log(1 + count)": jnp.log1p(counts),
-                "word co-occurrence log(1 + documents with both words)": jnp.log1p(cooc * (1 - jnp.eye(len(cooc))))}
-    rng = np.random.default_rng(_SEED.value)
-    for matrix_name, x in matrices.items():
-        held = (rng.random(x.shape) < 0.1).astype(np.float32)
-        mask, held_j = jnp.asarray(1 - held), jnp.asarray(held)
-        nonzero_held = held_j * (x > 0)
-        fill, _ = fz.column_mean_fill(x, mask)
-        table = res["mf"][matrix_name] = {
-            "shape": list(x.shape), "nonzero_fraction": float(jnp.mean(x > 0)),
-            "column_means": {"rmse": float(fz.masked_rmse(x, fill, held_j)),
-                             "rmse_nonzero": float(fz.masked_rmse(x, fill, nonzero_held))}}
-        lines += [f"## Matrix factorisation: {matrix_name}, {x.shape[0]} x {x.shape[1]} "
-                  f"({table['nonzero_fraction']:.1%} non-zero), 10 % of entries held out", "",
-                  "| model | rank | held-out RMSE | on non-zero entries | fit s |", "| --- | --- | --- | --- | --- |",
-                  f"| column means | - | {table['column_means']['rmse']:.4f} | "
-                  f"{table['column_means']['rmse_nonzero']:.4f} | - |"]
-        for r in map(int, _RANKS.value):
-            t0 = time.perf_counter()
-            svd = jax.block_until_ready(fz.truncated_svd_reconstruction(x, mask, r))
-            svd_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            params, _ = fz.fit_pmf(jax.random.key(_SEED.value), x, mask, r, reg=_PMF_REG.value, num_iters=15)
-            pmf = jax.block_until_ready(fz.pmf_reconstruction(params))
-            pmf_s = time.perf_counter() - t0
-            for name, est, sec in (("truncated SVD", svd, svd_s), ("PMF (ALS)", pmf, pmf_s)):
-                row = {"rmse": float(fz.masked_rmse(x, est, held_j)),
-                       "rmse_nonzero": float(fz.masked_rmse(x, est, nonzero_held)), "fit_seconds": sec}
-                table[f"{name} rank {r}"] = row
-                lines.append(f"| {name} | {r} | {row['rmse']:.4f} | {row['rmse_nonzero']:.4f} | {sec:.1f} |")
-            print(f"MF {matrix_name} rank {r}: SVD {table[f'truncated SVD rank {r}']['rmse']:.4f}, PMF "
-                  f"{table[f'PMF (ALS) rank {r}']['rmse']:.4f}", flush=True)
-        lines.append("")
+    if not _SKIP_MF.value:
+        res["mf"], mf_lines = matrix_factorisation(counts)
+        lines += mf_lines
     (out / "topics.json").write_text(json.dumps(res, indent=2))
     (out / "topics.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

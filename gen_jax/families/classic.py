@@ -228,22 +228,6 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
             return y.astype(jnp.int32).reshape(shape)
         return jnp.clip(jnp.floor(y * levels), 0, levels - 1).astype(jnp.int32).reshape(shape)
 
-    impute_jit = jax.jit(lambda p, x, mask: model_impute(kind, p, x, mask))
-
-    def impute(params, x, mask, rng=None):
-        """Images as intensities in [0, 1] (mask 1 = observed): the conditional mean of the missing pixels."""
-        if num_classes:
-            raise ValueError("impute of a class-conditional classic model: use one class's parameters")
-        x = jnp.asarray(x, jnp.float32)
-        shape = x.shape
-        flat, mask_flat = x.reshape(shape[0], d), jnp.asarray(mask, jnp.float32).reshape(shape[0], d)
-        if binary:
-            filled = impute_jit(params, jnp.round(flat), mask_flat)
-        else:  # intensities -> the level's bin centre in the model's [0, 1) units and back
-            centre = (jnp.round(flat * (levels - 1)) + 0.5) / levels
-            filled = jnp.clip((impute_jit(params, centre, mask_flat) * levels - 0.5) / (levels - 1), 0, 1)
-        return np.asarray(mask_flat * flat + (1 - mask_flat) * filled).reshape(shape)
-
     def centres(batch):
         """A batch as the model's rows without dequantization noise (the levels' bin centres)."""
         if not levels:
@@ -257,6 +241,18 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
             return mean
         unit = mean if binary else (mean * levels - 0.5) / (levels - 1)
         return jnp.clip(unit, 0, 1).reshape(-1, *data.image_shape)
+
+    impute_jit = jax.jit(lambda p, x, mask: model_impute(kind, p, x, mask))
+
+    def impute(params, x, mask, rng=None):
+        """Images as intensities in [0, 1] (mask 1 = observed): the conditional mean of the missing pixels (the
+        observed ones as the model sees their levels, the fill back in intensities)."""
+        if num_classes:
+            raise ValueError("impute of a class-conditional classic model: use one class's parameters")
+        x, mask = np.asarray(x, np.float32), np.asarray(mask, np.float32)
+        rows = centres({"image": np.round(x * (levels - 1)).astype(np.int32)})
+        filled = as_data(impute_jit(params, rows, jnp.asarray(mask.reshape(len(x), d))))
+        return mask * x + (1 - mask) * np.asarray(filled).reshape(x.shape)
 
     encode = decode = None
     if kind in ("ppca", "fa") and not num_classes:

@@ -52,13 +52,6 @@ def gaussian_log_prob(x, mean, cov):
     return -0.5 * (jnp.sum(z ** 2, axis=0) + log_det + x.shape[-1] * LOG_2PI)
 
 
-def diag_gaussian_log_prob(x, mean, var, mask=None):
-    """Independent Gaussians per coordinate; with ``mask`` only the observed coordinates count (the exact
-    marginal of a diagonal Gaussian)."""
-    terms = -0.5 * ((x - mean) ** 2 / var + jnp.log(var) + LOG_2PI)
-    return jnp.sum(terms if mask is None else terms * mask, axis=-1)
-
-
 def _observed_system(x, mask, mean, cov):
     """For one example: the covariance with the missing rows/columns replaced by the identity, and the residual
     with zeros there. Its Cholesky factor has ``log det = log det cov_oo`` and its solve is ``cov_oo^-1 r_o``
@@ -443,12 +436,10 @@ def fit_bernoulli_mixture(rng, x, num_components: int, *, num_iters: int = 50, n
 def fit_gaussian_naive_bayes(x, y, num_classes: int, var_smoothing: float = 1e-9):
     """Gaussian naive Bayes as scikit-learn's ``GaussianNB``: per class the mean and (biased) variance of every
     feature plus ``var_smoothing`` times the largest feature variance, and the class frequencies as the prior."""
-    onehot = jax.nn.one_hot(y, num_classes, dtype=x.dtype)
-    counts = onehot.sum(0)
-    means = onehot.T @ x / counts[:, None]
-    var = onehot.T @ (x ** 2) / counts[:, None] - means ** 2
-    eps = var_smoothing * jnp.max(jnp.var(x, axis=0))
-    return {"log_prior": jnp.log(counts / counts.sum()), "means": means, "vars": jnp.maximum(var, 0) + eps}
+    # the diagonal mixture's M-step with the labels as hard responsibilities
+    fit = _gmm_m_step(x, jax.nn.one_hot(y, num_classes, dtype=x.dtype), "diag",
+                      var_smoothing * jnp.max(jnp.var(x, axis=0)))
+    return {"log_prior": fit["log_weights"], "means": fit["means"], "vars": fit["vars"]}
 
 
 def fit_bernoulli_naive_bayes(x, y, num_classes: int, alpha: float = 1.0):
