@@ -214,3 +214,38 @@ def test_a_checkpoint_from_before_aux_existed_restores(tmp_path):
     store.close()
     assert int(state.step) == 7 and state.aux is None
     np.testing.assert_array_equal(state.params["w"], [0.0, 1.0, 2.0])
+
+
+_DEEP_QUEUE = """
+import sys
+import jax
+from gen_jax.data import BatchIterator
+from gen_jax.families import build_family
+from gen_jax.train import parallel
+from gen_jax.train.config import load_config_file
+from gen_jax.train.loop import init_state, load_data, run_keys
+parallel.MAX_IN_FLIGHT = int(sys.argv[1])
+c = load_config_file("configs/vae_digits.py", "smoke")
+data = load_data(c, "train")
+family = build_family(c, data)
+step = parallel.compile_step(family.trainer.make_step(parallel.AXIS_NAME), 4)
+state = parallel.replicate(init_state(c, family, data), 4)
+batches = BatchIterator(data.arrays(), c.train.batch_size, seed=0, num_devices=4)
+key = run_keys(0)["loop"]
+for _ in range(int(sys.argv[2])):  # the caller never waits: only compile_step's own bound does
+    state, metrics = step(state, next(batches), key)
+print("finite", bool(jax.device_get(parallel.all_finite(state.params))))
+"""
+
+
+def test_a_multi_device_step_dispatched_without_waiting_does_not_deadlock_host_devices():
+    # 120 steps queued without a wait deadlocked XLA:CPU's all-reduce on 4 host devices and aborted the process
+    # (exit 134, measured with MAX_IN_FLIGHT = 10**9, BENCHMARKS); compile_step now waits every MAX_IN_FLIGHT.
+    import subprocess
+    import sys
+
+    from conftest import CONFIGS
+
+    proc = subprocess.run([sys.executable, "-c", _DEEP_QUEUE, "16", "300"], cwd=CONFIGS.parent,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "finite True" in proc.stdout, proc.stderr[-2000:]
