@@ -22,10 +22,14 @@ class BatchIterator(Iterator[dict]):
       seed: shuffling seed.
       num_devices: size of the leading device axis (1: no device axis).
       shuffle: ``False`` visits examples in order (evaluation).
+      process_index, process_count: in a multi-process job (``num_devices`` counting every process's
+        devices), process ``p`` gets only the rows of its own devices, the ``p``-th of ``process_count``
+        contiguous blocks of the device axis: the processes' rows are disjoint and make up the global batch
+        one process with all the devices would see. The position is the same on every process.
     """
 
     def __init__(self, arrays: Mapping[str, np.ndarray], batch_size: int, *, seed: int = 0,
-                 num_devices: int = 1, shuffle: bool = True):
+                 num_devices: int = 1, shuffle: bool = True, process_index: int = 0, process_count: int = 1):
         lengths = {k: len(v) for k, v in arrays.items()}
         if len(set(lengths.values())) != 1:
             raise ValueError(f"arrays have different lengths: {lengths}")
@@ -36,6 +40,10 @@ class BatchIterator(Iterator[dict]):
             raise ValueError(
                 f"batch_size={batch_size} is not divisible by the device count {num_devices}: "
                 f"choose a batch size that is a multiple of {num_devices}")
+        if num_devices % process_count or not 0 <= process_index < process_count:
+            raise ValueError(f"process {process_index} of {process_count} cannot take an equal share of "
+                             f"{num_devices} devices")
+        self.process_index, self.process_count = process_index, process_count
         self.arrays = dict(arrays)
         self.batch_size = batch_size
         self.seed = seed
@@ -64,9 +72,12 @@ class BatchIterator(Iterator[dict]):
 
     def __next__(self) -> dict:
         idx = np.sort(self.next_indices())  # sorted gathers are faster; order within a batch is irrelevant
+        share = len(idx) // self.process_count
+        idx = idx[self.process_index * share:(self.process_index + 1) * share]  # this process's devices' rows
         out = {k: v[idx] for k, v in self.arrays.items()}
         if self.num_devices > 1:
-            out = {k: v.reshape(self.num_devices, -1, *v.shape[1:]) for k, v in out.items()}
+            local_devices = self.num_devices // self.process_count
+            out = {k: v.reshape(local_devices, -1, *v.shape[1:]) for k, v in out.items()}
         return out
 
     def get_state(self) -> dict:

@@ -33,6 +33,7 @@ from gen_jax.data.vectors import load_toy_dataset
 from gen_jax import families as family_registry
 from gen_jax.train.checkpoint import CheckpointStore, has_checkpoint
 from gen_jax.train.config import upgrade_config_dict, validate_config
+from gen_jax.train.distributed import allgather_text, any_process, is_primary
 from gen_jax.train.evaluators import (build_evaluators, log_likelihood_options, run_evaluators,
                                       split_log_likelihood)
 from gen_jax.train.metrics import MetricWriter, check_finite
@@ -222,6 +223,21 @@ def _move_damaged(workdir: Path, damaged: list) -> None:
               f"one", flush=True)
 
 
+# In a multi-process job a stop (a signal, ``stop_requested``) is agreed every SYNC_EVERY steps, so that every
+# process checkpoints the same step.
+SYNC_EVERY = 16
+
+
+class _NoWriter:
+    """The metric writer of processes other than 0."""
+
+    def write(self, step, values):
+        pass
+
+    def close(self):
+        pass
+
+
 class _Preempted(Exception):
     """SIGTERM during the final evaluation: stop now (training is checkpointed), evaluate on the restart."""
 
@@ -243,17 +259,51 @@ def run(config: ml_collections.ConfigDict, workdir: str | Path, *,
       stop, ``interrupted_at_step`` (and ``interrupted_during="evaluation"`` if it came then) instead of
       ``eval``.
     """
-    validate_config(config)
-    check_run_config(config)
     workdir = Path(workdir)
-    if workdir.exists() and not workdir.is_dir():
-        raise NotADirectoryError(f"workdir {workdir} exists and is not a directory")
-    workdir.mkdir(parents=True, exist_ok=True)
-    lock = WorkdirLock(workdir)
+    lock = problem = None
     try:
+        validate_config(config)
+        check_run_config(config)
+        if is_primary():  # one lock per job: process 0 holds it for all
+            if workdir.exists() and not workdir.is_dir():
+                raise NotADirectoryError(f"workdir {workdir} exists and is not a directory")
+            workdir.mkdir(parents=True, exist_ok=True)
+            lock = WorkdirLock(workdir)
+    except Exception as e:
+        if jax.process_count() == 1:
+            raise
+        problem = e
+    try:
+        if jax.process_count() > 1:
+            _agree_across_processes(config, problem)
         return _run_locked(config, workdir, stop_requested)
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
+
+
+class ProcessesDisagreeError(RuntimeError):
+    """The processes of a multi-process job were started with different configs, or one of them failed to
+    start."""
+
+
+def _agree_across_processes(config: ml_collections.ConfigDict, problem: Exception | None) -> None:
+    """Every process learns every process's start-up error and config before any work: one failing process
+    stops all (instead of leaving the others waiting in a collective), and configs that differ are an error
+    naming the settings."""
+    mine = json.dumps({"config": json.loads(config.to_json_best_effort()),
+                       "problem": f"{type(problem).__name__}: {problem}" if problem else None})
+    everyone = [json.loads(t) for t in allgather_text(mine)]
+    failed = [(i, r["problem"]) for i, r in enumerate(everyone) if r["problem"]]
+    if failed:
+        raise ProcessesDisagreeError("; ".join(f"process {i} failed to start: {why}" for i, why in failed)) \
+            from problem
+    for i, r in enumerate(everyone[1:], start=1):
+        changes = config_changes(everyone[0]["config"], r["config"])
+        if changes:
+            raise ProcessesDisagreeError(f"the processes of this job disagree on the config: process {i}'s differs "
+                                         f"from process 0's in {_describe(changes)} (process 0's value -> process "
+                                         f"{i}'s); start every process with the same config and overrides")
 
 
 def _run_locked(config, workdir: Path, stop_requested) -> dict:
@@ -261,11 +311,14 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
     eval_data = load_data(config, config.data.eval_split)
     if config.eval.num_examples:
         eval_data = eval_data.take(config.eval.num_examples)
-    num_devices = resolve_num_devices(config.train.num_devices)
-    check_divisible(config.train.batch_size, num_devices)
     parallelism = config.train.get("parallelism", "pmap")  # workdirs from before the setting ran pmap
     check_parallelism(parallelism)
+    num_devices = resolve_num_devices(config.train.num_devices, parallelism)
+    check_divisible(config.train.batch_size, num_devices)
     select_every = config.eval.select_every
+    primary = is_primary()
+    if jax.process_count() > 1 and select_every:
+        raise ValueError("eval.select_every is not supported in a multi-process job yet; set eval.select_every=0")
     select_data = None
     if select_every:
         select_data = load_data(config, config.eval.select_split)
@@ -284,7 +337,8 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
     state = init_state(config, family, train_data)
     keys = run_keys(config.seed)
     batches = BatchIterator(train_data.arrays(), config.train.batch_size, seed=config.seed,
-                            num_devices=num_devices)
+                            num_devices=num_devices, process_index=jax.process_index(),
+                            process_count=jax.process_count())
     checkpoints = CheckpointStore(workdir / "checkpoints", max_to_keep=config.train.max_checkpoints)
     best = writer = None
     handlers = {}
@@ -295,14 +349,15 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
             state, position, last_checkpoint, damaged = checkpoints.restore_latest_intact(state)
             if damaged:
                 checkpoints.close()
-                _move_damaged(workdir, damaged)
+                if primary:
+                    _move_damaged(workdir, damaged)
                 checkpoints = CheckpointStore(workdir / "checkpoints", max_to_keep=config.train.max_checkpoints)
             batches.set_state(position)
-            if position.get("num_devices", num_devices) != num_devices:
+            if position.get("num_devices", num_devices) != num_devices and primary:
                 print(f"resuming {workdir} on {num_devices} device(s); its checkpoint was written on "
                       f"{position['num_devices']}: the run goes on, but is not bit-identical to one that stayed "
                       f"on {position['num_devices']} (reductions group differently)", flush=True)
-            if changes:
+            if changes and primary:
                 kept = keep_file_name(workdir / f"config.before_step_{last_checkpoint:07d}.json")
                 write_text_atomic(kept, previous)
                 print(f"resuming {workdir} at step {last_checkpoint} with changed settings ({_describe(changes)}); the "
@@ -310,7 +365,8 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
         start = int(state.step)
         if select_every:
             best = _BestParams(workdir / "best", select_every, config.eval.select_patience, start)
-        write_text_atomic(workdir / "config.json", config.to_json_best_effort(indent=2))
+        if primary:
+            write_text_atomic(workdir / "config.json", config.to_json_best_effort(indent=2))
 
         def position():
             return {**batches.get_state(), "num_devices": num_devices}
@@ -327,7 +383,7 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
 
         if threading.current_thread() is threading.main_thread():
             handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        writer = MetricWriter(workdir, resume_step=start)
+        writer = MetricWriter(workdir, resume_step=start) if primary else _NoWriter()
         cfg = config.train
         last: dict = {}
         trainer = family.trainer
@@ -346,9 +402,11 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
                                    guard=True, parallelism=parallelism)
             device_state = replicate(state, num_devices, parallelism)
             first_bad = replicate(jnp.array(-1, jnp.int32), num_devices, parallelism)
-            pbar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not cfg.progress_bar,
+            pbar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps,
+                        disable=not cfg.progress_bar or not primary,
                         dynamic_ncols=True)
             t0, steps_since = time.perf_counter(), 0
+            pending = False
             for step in pbar:
                 if best is not None and best.patience_exhausted:
                     break
@@ -357,6 +415,9 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
                 steps_since += 1
                 requested = stop_requested is not None and stop_requested(done)
                 stop = requested or bool(stops)
+                if jax.process_count() > 1:  # every process stops at the same step, at a sync point
+                    pending = pending or stop
+                    stop = (done % SYNC_EVERY == 0 or done == cfg.steps) and any_process(pending)
                 checkpoint_now = _every(done, cfg.checkpoint_every) or done == cfg.steps or stop
                 selecting = best is not None and (done % select_every == 0 or done == cfg.steps)
                 # one host copy of the state per step, however many of checkpoint / sample / select need it
@@ -379,7 +440,7 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
                     check_replicas_agree(device_state.aux, num_devices, "state.aux", parallelism)
                     checkpoints.save(done, host_state(), position())
                     last_checkpoint = done
-                if _every(done, cfg.sample_every):
+                if _every(done, cfg.sample_every) and primary:
                     _write_samples(family, host_state(),
                                    jax.random.fold_in(keys["sample"], done), config,
                                    workdir / "samples" / f"step_{done:07d}.png", f"step {done}")
@@ -400,6 +461,8 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
             state = unreplicate(device_state, num_devices, parallelism)
 
         phase["now"] = "evaluation"
+        if not primary:
+            return {"train": last, "step": int(state.step), "evaluated_by": "process 0"}
         try:
             results = {}
             if best is not None and best.step is not None:

@@ -37,12 +37,24 @@ def check_parallelism(parallelism: str) -> None:
 
 
 def data_mesh(num_devices: int) -> Mesh:
-    """The first ``num_devices`` local devices as a one-axis mesh named ``AXIS_NAME``."""
-    return Mesh(np.asarray(jax.local_devices()[:num_devices]), (AXIS_NAME,))
+    """The first ``num_devices`` local devices as a one-axis mesh named ``AXIS_NAME``; in a multi-process job
+    (:mod:`gen_jax.train.distributed`) every device of every process, in process order."""
+    devices = jax.devices() if jax.process_count() > 1 else jax.local_devices()
+    return Mesh(np.asarray(devices[:num_devices]), (AXIS_NAME,))
 
 
-def resolve_num_devices(requested: int) -> int:
-    """0 means every local device; more than there are is an error."""
+def resolve_num_devices(requested: int, parallelism: str = "pmap") -> int:
+    """0 means every local device; more than there are is an error. In a multi-process job the step runs on
+    every device of every process (0 or that total) and only on the sharded path."""
+    if jax.process_count() > 1:
+        total = jax.device_count()
+        if parallelism != "sharded":
+            raise ValueError(f"a multi-process job ({jax.process_count()} processes) runs the mesh-sharded step: "
+                             f"set train.parallelism=sharded (got {parallelism!r})")
+        if requested not in (0, total):
+            raise ValueError(f"train.num_devices={requested} but a multi-process job trains on all {total} devices "
+                             f"of its {jax.process_count()} processes: set 0 (or {total})")
+        return total
     available = jax.local_device_count()
     if requested == 0:
         return available
@@ -117,12 +129,30 @@ def _multi_device(fn: Callable, num_devices: int, guard: bool, parallelism: str)
         in_specs = (P(), P(AXIS_NAME), P()) + ((P(),) if guard else ())
         # out_specs P(): the step keeps state, metrics and first_bad identical on every device (its pmean /
         # all_gather rule); the loop checks the state's copies at every checkpoint as it does under pmap.
-        mapped = jax.shard_map(per_device, mesh=data_mesh(num_devices), in_specs=in_specs, out_specs=P(),
-                               check_vma=False)
-        return jax.jit(mapped, donate_argnums=(0,))
+        mesh = data_mesh(num_devices)
+        mapped = jax.shard_map(per_device, mesh=mesh, in_specs=in_specs, out_specs=P(), check_vma=False)
+        compiled = jax.jit(mapped, donate_argnums=(0,))
+        return compiled if jax.process_count() == 1 else _from_process_local(compiled, mesh)
     devices = jax.local_devices()[:num_devices]
     in_axes = (0, 0, None, 0) if guard else (0, 0, None)
     return jax.pmap(fn, axis_name=AXIS_NAME, in_axes=in_axes, donate_argnums=(0,), devices=devices)
+
+
+def _from_process_local(compiled: Callable, mesh: Mesh) -> Callable:
+    """``compiled`` fed from one process of a multi-process job: the batch is this process's rows (its local
+    devices' blocks), assembled into the global array; the key, the same on every process, is replicated."""
+    rows, everywhere = NamedSharding(mesh, P(AXIS_NAME)), NamedSharding(mesh, P())
+    keys: dict = {}
+
+    def call(state, batch, rng, *rest):
+        batch = jax.tree.map(lambda x: jax.make_array_from_process_local_data(rows, x), batch)
+        if id(rng) not in keys:  # the loop passes one key for the whole run: convert it once
+            data = jax.device_put(np.asarray(jax.random.key_data(rng)), everywhere)
+            keys.clear()
+            keys[id(rng)] = (rng, jax.random.wrap_key_data(data, impl=jax.random.key_impl(rng)))
+        return compiled(state, batch, keys[id(rng)][1], *rest)
+
+    return call
 
 
 def replicate(tree, num_devices: int, parallelism: str = "pmap"):
