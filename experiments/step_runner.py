@@ -12,13 +12,15 @@ from gen_jax.train.loop import init_state, load_data, run_keys
 
 
 def engine_runner(config, num_devices: int = 1, parallelism: str = "pmap"):
-    """``go(n)``: ``n`` engine steps on ``num_devices`` devices (``parallelism`` when more than one)."""
+    """``go(n)``: ``n`` engine steps on ``num_devices`` devices (``parallelism`` when more than one; in a
+    multi-process job every process calls ``go`` with the same ``n``)."""
     data = load_data(config, "train")
     family = build_family(config, data)
     step = parallel.compile_step(family.trainer.make_step(parallel.AXIS_NAME if num_devices > 1 else None),
                                  num_devices, parallelism=parallelism)
     state = parallel.replicate(init_state(config, family, data), num_devices, parallelism)
-    batches = BatchIterator(data.arrays(), config.train.batch_size, seed=config.seed, num_devices=num_devices)
+    batches = BatchIterator(data.arrays(), config.train.batch_size, seed=config.seed, num_devices=num_devices,
+                            process_index=jax.process_index(), process_count=jax.process_count())
     key = run_keys(config.seed)["loop"]
     holder = {"state": state}
 
