@@ -7,6 +7,13 @@ Strided layers run as their exact stride-1 equivalents (``model.conv="fast"``; `
 [--config.data.name=fashion_mnist] [--config.model.conditional=True]``
 then ``experiments/evaluate_metrics.py --workdir runs/gan_mnist --metrics quality`` (FD, KID,
 precision/recall in the evaluation suite's feature space).
+
+``configs/gan_mnist.py:style`` is a StyleGAN-style GAN at small scale (Karras et al. 2019): z of 64 -> a 4-layer
+mapping network -> w of 64; synthesis from a learned 7x7x128 constant, 14x14x64, 28x28x32 (two AdaIN-modulated
+layers per resolution, per-pixel noise, nearest-neighbour upsampling + 3x3 convolutions as matrix products),
+style mixing on 90 % of the generated examples; the discriminator without batch norm, with lazy R1 (gamma 1,
+every 4 steps: StyleGAN2's regulariser). Then ``experiments/style_grid.py --workdir ...`` draws the style-mixing
+and truncation pictures. ``style,smoke`` is its smoke variant.
 """
 
 from gen_jax.train.config import default_config, smoke_train_settings
@@ -31,12 +38,25 @@ def get_config(variant: str = ""):
     c.train.checkpoint_every = 2000
     c.train.sample_every = 2000
     c.train.progress_bar = False
-    if variant == "smoke":
+    variants = set(filter(None, variant.split(",")))
+    if variants - {"style", "smoke"}:
+        raise ValueError(f"unknown variant {variant!r}; use '', 'smoke', 'style' or 'style,smoke'")
+    if "style" in variants:
+        c.model.generator = "style"
+        c.model.d_norm = "none"
+        c.model.r1_gamma = 1.0
+        c.model.r1_every = 4
+        c.model.style_channels = (128, 64, 32)
+        c.model.w_dim = 64
+        c.model.mapping_layers = 4
+        c.model.style_mixing = 0.9
+    if "smoke" in variants:
         c.model.latent_dim = 8
         c.model.g_channels = (8, 4)
         c.model.d_channels = (4, 8)
+        c.model.style_channels = (8, 4)
+        c.model.w_dim = 8
+        c.model.mapping_layers = 1
         c.train.ema_decay = 0.0
         smoke_train_settings(c, steps=6, batch_size=16)
-    elif variant:
-        raise ValueError(f"unknown variant {variant!r}; use '' or 'smoke'")
     return c

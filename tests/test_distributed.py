@@ -8,12 +8,14 @@ import subprocess
 import sys
 import time
 
+import chex
 import jax
 import numpy as np
 import pytest
 
 import gen_jax.train as gt
 from gen_jax.data import BatchIterator
+from gen_jax.train.checkpoint import CheckpointStore
 
 from conftest import CONFIGS, smoke
 
@@ -69,43 +71,45 @@ def test_each_process_feeds_its_own_rows_of_the_global_batch():
 
 
 def test_two_processes_train_as_one_with_four_devices_and_a_killed_job_resumes_exactly(tmp_path):
-    steps = ["--config.train.steps=60", "--config.train.checkpoint_every=10", "--config.train.log_every=10"]
+    steps = ["--config.train.steps=96", "--config.train.checkpoint_every=16", "--config.train.log_every=16",
+             "--config.train.max_checkpoints=10"]
     straight = tmp_path / "straight"
     codes, outs = finish(launch(straight, *steps))
     assert codes == [0, 0], outs
-    assert "process 1: trained to step 60; process 0 evaluates" in outs[1]
+    assert "process 1: trained to step 96; process 0 evaluates" in outs[1]
     assert (straight / "eval.json").exists() and "eval/nll" in outs[0]
 
     one = tmp_path / "one_process"  # this interpreter: one process, 4 host devices (conftest)
-    gt.run(smoke(train__steps=60, train__checkpoint_every=10, train__parallelism="sharded", train__num_devices=4),
+    gt.run(smoke(train__steps=96, train__checkpoint_every=16, train__parallelism="sharded", train__num_devices=4),
            one)
     for a, b in zip(leaves(straight), leaves(one)):  # the same global batches; all-reduces group differently
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
-    # SIGTERM to process 1 alone: both stop at the same agreed step, each with the same checkpoint
+    # kill -9 of both processes after the first checkpoint
     work = tmp_path / "interrupted"
     procs = launch(work, *steps)
-    while not (work / "checkpoints" / "10").exists():
-        time.sleep(0.02)
-    procs[1].send_signal(signal.SIGTERM)
-    codes, outs = finish(procs)
-    assert codes == [0, 0], outs
-    stopped = [o.split("stopped at step ")[1].split()[0] for o in outs]
-    assert stopped[0] == stopped[1] and int(stopped[0]) < 60 and not (work / "eval.json").exists()
-
-    # kill -9 of both after the restarted job's next checkpoint, then a second restart finishes
-    procs = launch(work, *steps)
-    after = int(stopped[0]) // 10 * 10 + 10
-    while not (work / "checkpoints" / str(after)).exists():
+    while not (work / "checkpoints" / "16").exists():
         time.sleep(0.02)
     for p in procs:
         p.kill()
     finish(procs)
     assert not (work / "eval.json").exists()
-    codes, outs = finish(launch(work, *steps))
+    # the restarted job resumes; a SIGTERM to process 1 alone stops both at one agreed step, each with its checkpoint
+    kept = {p.name for p in (work / "checkpoints").iterdir()}
+    procs = launch(work, *steps)
+    while not {p.name for p in (work / "checkpoints").iterdir() if p.name.isdigit()} - kept:
+        time.sleep(0.02)  # a new checkpoint: the restarted job is training (its signal handlers are set)
+    procs[1].send_signal(signal.SIGTERM)
+    codes, outs = finish(procs)
     assert codes == [0, 0], outs
-    for a, b in zip(leaves(work), leaves(straight)):
-        np.testing.assert_array_equal(a, b)
+    stopped = [int(o.split("stopped at step ")[1].split()[0]) for o in outs]
+    assert stopped[0] == stopped[1] and stopped[0] % 16 == 0 and stopped[0] < 96
+    # bit-identical to the uninterrupted job's checkpoint of that step
+    config, family, target, _ = gt.restore_run(straight)
+    store = CheckpointStore(straight / "checkpoints", create=False)
+    expected = store.restore(target, stopped[0])[0]
+    store.close()
+    chex.assert_trees_all_equal(gt.restore_run(work)[2], expected)
 
 
 def test_multi_process_start_up_errors_are_clear_and_bounded(tmp_path):

@@ -188,3 +188,85 @@ def test_conditional_gan_samples_the_labels_it_is_given():
     assert x.shape == (4, *data.image_shape)
     with pytest.raises(ValueError, match="labels must have shape"):
         family.sample(params, jax.random.key(0), 4, labels=jnp.array([1, 2]))
+
+
+def test_style_generator_noise_truncation_running_mean_and_mixing():
+    from gen_jax.models.gan import StyleGenerator, style_mixing_grid
+
+    g = StyleGenerator(image_shape=(8, 8, 1), channels=(8, 8, 4), w_dim=6, mapping_layers=2)
+    z = jax.random.normal(jax.random.key(0), (5, 3))
+    v = g.init(jax.random.key(1), z)
+    assert g.num_ws == 6 and v["batch_stats"]["w_avg"].shape == (6,)
+    # noise strengths start at zero (StyleGAN); make them matter, and w_avg a generic point
+    v = {"params": jax.tree_util.tree_map_with_path(
+        lambda p, x: x + 0.5 if "noise_strength" in jax.tree_util.keystr(p) else x, v["params"]),
+         "batch_stats": {"w_avg": jnp.linspace(-1.0, 1.0, 6)}}
+    x = g.apply(v, z)
+    assert x.shape == (5, 8, 8, 1)
+    np.testing.assert_array_equal(g.apply(v, z), x)  # no key: no noise, deterministic
+    xa, xb = g.apply(v, z, rng=jax.random.key(2)), g.apply(v, z, rng=jax.random.key(3))
+    assert not np.allclose(xa, xb) and not np.allclose(xa, x)
+
+    w = g.apply(v, z, method=StyleGenerator.styles)
+    w_avg = v["batch_stats"]["w_avg"]
+    synth = lambda ws: g.apply(v, ws, method=StyleGenerator.synthesize)
+    # truncation: 0 gives every code the average style's image, 1 changes nothing, 0.5 is halfway in w
+    np.testing.assert_allclose(g.apply(v, z, truncation=0.0), synth(jnp.broadcast_to(w_avg, w.shape)), atol=1e-5)
+    np.testing.assert_allclose(g.apply(v, z, truncation=1.0), x)
+    np.testing.assert_allclose(g.apply(v, z, truncation=0.5), synth(w_avg + 0.5 * (w - w_avg)), atol=1e-5)
+    # the running mean of w moves towards the batch's mean in training
+    _, upd = g.apply(v, z, train=True, mutable=["batch_stats"])
+    np.testing.assert_allclose(upd["batch_stats"]["w_avg"], w_avg + 0.005 * (w.mean(0) - w_avg), atol=1e-6)
+
+    # the mixing grid: crossover 0 is the row's image, num_ws the column's, between them both matter
+    rows, cols = z[:2], z[2:]
+    np.testing.assert_allclose(style_mixing_grid(g, v, rows, cols, 0), jnp.broadcast_to(x[:2, None], (2, 3, 8, 8, 1)),
+                               atol=1e-5)
+    np.testing.assert_allclose(style_mixing_grid(g, v, rows, cols, 6), jnp.broadcast_to(x[None, 2:], (2, 3, 8, 8, 1)),
+                               atol=1e-5)
+    mid = style_mixing_grid(g, v, rows, cols, 2)
+    assert not np.allclose(mid[0, 0], x[0]) and not np.allclose(mid[0, 0], x[2])
+    # mixing in training: with probability 1 every example takes another code's styles from some layer on
+    key = jax.random.key(4)
+    plain = g.apply(v, z, train=True, rng=key, mutable=["batch_stats"])[0]
+    mixed = g.apply(v, z, train=True, rng=key, mixing_prob=1.0, mutable=["batch_stats"])[0]
+    assert all(not np.allclose(mixed[i], plain[i]) for i in range(5))
+
+
+def test_style_gan_family_trains_on_four_devices_as_on_one_samples_truncated_and_inverts_in_w():
+    from gen_jax.train import parallel
+
+    c = load_config_file(CONFIGS / "gan_digits.py", "style,smoke")
+    c.model.update(invert_space="w", invert_steps=150, invert_restarts=2)
+    # SGD: Adam's first step divides by |g| and blows float noise of near-zero gradients (a bias before
+    # instance normalisation) up to the learning rate
+    c.optim.name = c.discriminator_optim.name = "sgd"
+    data = load_data(c, "train")
+    family = build_family(c, data)
+    batch = data.take(16).arrays()
+    state = family.trainer.init_state(jax.random.key(0), batch)
+    one, m1 = jax.jit(family.trainer.make_step(None))(state, batch, jax.random.key(1))
+    step4 = parallel.compile_step(family.trainer.make_step(parallel.AXIS_NAME), 4)
+    four, m4 = step4(parallel.replicate(state, 4), {k: v.reshape(4, 4, *v.shape[1:]) for k, v in batch.items()},
+                     jax.random.key(1))
+    four = parallel.unreplicate(four, 4)
+    chex.assert_trees_all_close(one.params, four.params, rtol=1e-5, atol=1e-6)  # noise and mixing: global draws
+    assert not np.allclose(one.params["generator"]["batch_stats"]["w_avg"], 0.0)  # tracked in training
+
+    params = one.eval_params
+    a, b = (np.asarray(family.sample(params, jax.random.key(s), 6)) for s in (0, 1))
+    assert a.shape == (6, *data.image_shape) and a.dtype == np.int32 and not np.array_equal(a, b)
+    t0 = np.asarray(family.sample(params, jax.random.key(0), 6, truncation=0.0))
+    assert np.abs(t0 - t0[:1]).mean() < np.abs(a - a[:1]).mean()  # the average style: little variety left
+    # inversion in w: the code found for a generated image regenerates it
+    d = 0.3 * jax.random.normal(jax.random.key(2), (3, c.model.w_dim))
+    target = np.asarray(family.decode(params, d))
+    k = family.num_levels
+    found = family.encode(params, {"image": target * k - 0.5}, jax.random.key(3))
+    assert found.shape == (3, c.model.w_dim)
+    err = np.abs(np.asarray(family.decode(params, found)) - target).mean()
+    start = np.abs(np.asarray(family.decode(params, jnp.zeros_like(d))) - target).mean()
+    assert err < 0.2 * start
+    with pytest.raises(ValueError, match="truncation is an option of the style generator"):
+        build_family(load_config_file(CONFIGS / "gan_digits.py", "smoke"), data).sample(params, jax.random.key(0),
+                                                                                        2, truncation=0.5)

@@ -16,6 +16,12 @@ generator's ``params`` alone (``state.eval_params`` fills in the rest). Under ``
 the global batch's statistics (``axis_name``), so 4 devices make the same update as one; minibatch features
 (:mod:`gen_jax.nn.minibatch`) are per device.
 
+**Generators**: the MLP (vectors), DCGAN (images, ``model.generator="dcgan"``) or the StyleGAN-style generator
+(``"style"``: :class:`gen_jax.models.gan.StyleGenerator`, a mapping network, AdaIN-modulated layers from a learned
+constant, per-pixel noise drawn from the step's key, style mixing with probability ``model.style_mixing`` in
+training, the running mean of ``w`` in its ``batch_stats`` for the truncation trick: ``sample(...,
+truncation=psi)``; inversion in ``w`` with ``model.invert_space="w"``).
+
 **Data**: vectors are standardised per feature (the generator works in standard units); images are levels at
 bin centres in [-1, 1] (the generator's tanh range) and samples are rounded back to levels.
 
@@ -43,7 +49,7 @@ from gen_jax.families.base import Family, Trainer
 from gen_jax.families.common import global_draw, image_labels, standardiser
 from gen_jax.losses.adversarial import (ADVERSARIAL_LOSSES, discriminator_loss, generator_loss,
                                         gradient_norm_squared, gradient_penalty)
-from gen_jax.models.gan import DCGANGenerator, Discriminator, MLPGenerator
+from gen_jax.models.gan import DCGANGenerator, Discriminator, MLPGenerator, StyleGenerator
 from gen_jax.sampling.latent import invert_generator
 from gen_jax.train.config import OPTIM_DEFAULTS
 from gen_jax.train.optim import make_optimizer
@@ -68,9 +74,17 @@ def config_defaults() -> ml_collections.ConfigDict:
         r2_gamma=0.0,  # R2: the same on generated samples
         conditional=False,  # images with labels: p(x | y), the projection discriminator
         # generator
+        generator="dcgan",  # images: dcgan | style (mapping network, AdaIN, noise: StyleGenerator)
         g_hidden=(256, 256, 256),  # vectors: the MLP generator
         g_channels=(128, 64),  # images: DCGAN maps at the lowest resolution, then after each upsampling
         g_batch_norm=True,
+        # the style generator (model.generator="style")
+        style_channels=(128, 64, 32),  # maps at the constant's resolution, then after each 2x upsampling
+        w_dim=64,
+        mapping_layers=4,
+        style_mixing=0.9,  # the fraction of generated examples whose styles switch code at a random layer
+        w_avg_decay=0.995,  # the running mean of w: the truncation trick's centre
+        invert_space="z",  # GAN inversion in z, or (style) in w (one w for every layer)
         # discriminator
         d_hidden=(256, 256),  # vectors: the MLP discriminator
         d_channels=(64, 128),  # images: DCGAN maps after each 4x4 stride-2 convolution
@@ -101,6 +115,12 @@ def _check_model(m):
                          "couples the examples; use d_norm='layer' or 'none'")
     if m.conv not in ("fast", "flax"):
         raise ValueError(f"unknown model.conv {m.conv!r}; use fast or flax")
+    if m.generator not in ("dcgan", "style"):
+        raise ValueError(f"unknown model.generator {m.generator!r}; use dcgan or style")
+    if m.invert_space not in ("z", "w") or (m.invert_space == "w" and m.generator != "style"):
+        raise ValueError(f"model.invert_space={m.invert_space!r}: 'z', or 'w' with model.generator='style'")
+    if not 0.0 <= m.style_mixing <= 1.0:
+        raise ValueError(f"model.style_mixing={m.style_mixing} must be a probability in [0, 1]")
 
 
 def build(config: ml_collections.ConfigDict, data) -> Family:
@@ -111,8 +131,13 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
         num_classes = data.num_classes if m.conditional else 0
         if m.conditional and not num_classes:
             raise ValueError(f"model.conditional=True but dataset {data.name!r} has no labels")
-        generator = DCGANGenerator(image_shape=shape, channels=tuple(m.g_channels), batch_norm=m.g_batch_norm,
-                                   num_classes=num_classes, conv="col2im" if m.conv == "fast" else "flax")
+        if m.generator == "style":
+            generator = StyleGenerator(image_shape=shape, channels=tuple(m.style_channels), w_dim=m.w_dim,
+                                       mapping_layers=m.mapping_layers, num_classes=num_classes,
+                                       w_avg_decay=m.w_avg_decay, conv="patch" if m.conv == "fast" else "flax")
+        else:
+            generator = DCGANGenerator(image_shape=shape, channels=tuple(m.g_channels), batch_norm=m.g_batch_norm,
+                                       num_classes=num_classes, conv="col2im" if m.conv == "fast" else "flax")
         d_kind, d_features = "dcgan", tuple(m.d_channels)
         to_model = functools.partial(to_bin_centres, num_levels=k)
         from_model = functools.partial(from_bin_centres, num_levels=k)
@@ -120,6 +145,8 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
     elif isinstance(data, VectorDataset):
         if m.conditional:
             raise ValueError("model.conditional=True is built for images only")
+        if m.generator != "dcgan":
+            raise ValueError(f"model.generator={m.generator!r} is built for images only (vectors: the MLP generator)")
         num_classes, shape = 0, (data.num_dims,)
         to_model, from_model, _ = standardiser(data.x)
         generator = MLPGenerator(out_dim=data.num_dims, hidden=tuple(m.g_hidden), batch_norm=m.g_batch_norm)
@@ -130,6 +157,9 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
     discriminator = Discriminator(kind=d_kind, features=d_features, norm=m.d_norm, spectral_norm=m.spectral_norm,
                                   minibatch=m.minibatch, minibatch_group=m.minibatch_group, pack=m.pack,
                                   num_classes=num_classes, conv="space_to_depth" if m.conv == "fast" else "flax")
+    style = isinstance(generator, StyleGenerator)
+    # the style generator's noise and style mixing draw from a key of their own in training
+    train_extra = (lambda key: {"rng": key, "mixing_prob": m.style_mixing}) if style else (lambda key: {})
     g_opt = make_optimizer(config.optim, config.train.steps)
     d_opt = make_optimizer(config.discriminator_optim, config.train.steps * m.n_critic)
     ema_decay = config.train.ema_decay
@@ -148,12 +178,13 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
         gen = generator.clone(axis_name=axis_name)
         disc = discriminator.clone(axis_name=axis_name)
 
-        def g_apply(g_params, g_vars, z, labels):
-            """Training mode: batch statistics, the running ones updated. Returns the output and the
-            player's variables with ``g_params`` and the new statistics."""
+        def g_apply(g_params, g_vars, z, labels, key):
+            """Training mode: batch statistics, the running ones updated (the style generator's ``w_avg``).
+            Returns the output and the player's variables with ``g_params`` and the new statistics."""
             if "batch_stats" not in g_vars:
-                return gen.apply({"params": g_params}, z, labels, train=True), {"params": g_params}
-            out, upd = gen.apply({**g_vars, "params": g_params}, z, labels, train=True, mutable=["batch_stats"])
+                return gen.apply({"params": g_params}, z, labels, train=True, **train_extra(key)), {"params": g_params}
+            out, upd = gen.apply({**g_vars, "params": g_params}, z, labels, train=True, mutable=["batch_stats"],
+                                 **train_extra(key))
             return out, {"params": g_params, **upd}
 
         def d_apply(d_params, d_vars, x, labels, update_stats=True):
@@ -169,7 +200,7 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
             d_vars, d_opt_state = carry
             k_z, k_gp = jax.random.split(jax.random.fold_in(rng, i))  # a fresh key for every critic update
             z = draw(jax.random.normal, k_z, (real.shape[0], m.latent_dim))
-            fake = lax.stop_gradient(g_apply(g_vars["params"], g_vars, z, labels)[0])
+            fake = lax.stop_gradient(g_apply(g_vars["params"], g_vars, z, labels, jax.random.fold_in(k_z, 1))[0])
 
             def loss_fn(dp):
                 real_logits, new_vars = d_apply(dp, d_vars, real, labels)
@@ -209,10 +240,11 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
                 (state.params["discriminator"], state.opt_state["discriminator"]), jnp.arange(m.n_critic), unroll=True)
             d_metrics = jax.tree.map(lambda v: v[-1], d_metrics)
 
-            z = draw(jax.random.normal, jax.random.fold_in(rng, m.n_critic), (real.shape[0], m.latent_dim))
+            k_g = jax.random.fold_in(rng, m.n_critic)
+            z = draw(jax.random.normal, k_g, (real.shape[0], m.latent_dim))
 
             def g_loss_fn(gp):
-                fake, new_vars = g_apply(gp, g_vars, z, labels)
+                fake, new_vars = g_apply(gp, g_vars, z, labels, jax.random.fold_in(k_g, 1))
                 logits, _ = d_apply(d_vars["params"], d_vars, fake, labels, update_stats=False)
                 loss = jnp.mean(generator_loss(logits, kind=m.loss))
                 return loss, (new_vars, loss)
@@ -236,23 +268,34 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
 
     # ------------------------------------------------------------------ capabilities (eval params: the EMA's)
 
-    def generate(params, z, labels):
-        return generator.apply(params["generator"], z, labels, train=False)
+    def generate(params, z, labels, rng=None, truncation=1.0):
+        """The generator in evaluation mode; the style generator draws its noise from ``rng`` (``None``: none)
+        and truncates its styles by ``truncation``."""
+        if not style:
+            return generator.apply(params["generator"], z, labels, train=False)
+        return generator.apply(params["generator"], z, labels, train=False, rng=rng, truncation=truncation)
 
     @functools.partial(jax.jit, static_argnames=("n",))
-    def _sample(params, rng, labels, n):
-        return from_model(generate(params, jax.random.normal(rng, (n, m.latent_dim)), labels))
+    def _sample(params, rng, labels, n, truncation):
+        k_z, k_noise = jax.random.split(rng)
+        return from_model(generate(params, jax.random.normal(k_z, (n, m.latent_dim)), labels, k_noise, truncation))
 
-    def sample(params, rng, n, *, labels=None):
+    def sample(params, rng, n, *, labels=None, truncation: float = 1.0):
         """``n`` draws in the data's format (integer levels for images); ``labels`` for a conditional GAN
-        (default: one column per class)."""
-        return _sample(params, rng, image_labels(num_classes, n, labels), n=n)
+        (default: one column per class); ``truncation`` < 1 (the style generator only) trades variety for
+        typicality."""
+        if truncation != 1.0 and not style:
+            raise ValueError("truncation is an option of the style generator (model.generator='style')")
+        return _sample(params, rng, image_labels(num_classes, n, labels), n=n, truncation=float(truncation))
 
     def to_unit(x):  # the data's scale for decode / impute: images in [0, 1], vectors as they are
         return (x + 1) / 2 if data_key == "image" else from_model(x)
 
     @jax.jit
     def decode_jit(params, z):
+        if m.invert_space == "w":  # codes are w - w_avg, as encode returns them
+            v = params["generator"]
+            return to_unit(generator.apply(v, v["batch_stats"]["w_avg"] + z, method=StyleGenerator.synthesize))
         return to_unit(generate(params, z, None))
 
     @jax.jit
@@ -261,15 +304,23 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
         often stalls), keeping each example's best fit of the observed entries."""
         r, b = m.invert_restarts, target.shape[0]
         tile = lambda v: jnp.tile(v, (r,) + (1,) * (v.ndim - 1))
-        g = lambda z: generate(params, z, None)
-        z = invert_generator(g, tile(target), jax.random.normal(rng, (r * b, m.latent_dim)), mask=tile(mask),
+        z0 = jax.random.normal(rng, (r * b, m.latent_dim))
+        if m.invert_space == "w":  # the variable is w - w_avg (the prior term pulls towards the average style)
+            v = params["generator"]
+            w_avg = v["batch_stats"]["w_avg"]
+            g = lambda d: generator.apply(v, w_avg + d, method=StyleGenerator.synthesize)
+            z0 = generator.apply(v, z0, method=StyleGenerator.styles) - w_avg
+        else:
+            g = lambda z: generate(params, z, None)
+        z = invert_generator(g, tile(target), z0, mask=tile(mask),
                              steps=m.invert_steps, learning_rate=m.invert_learning_rate,
                              prior_weight=m.invert_prior_weight)
         err = jnp.sum(((g(z) - tile(target)) * tile(mask)).reshape(r, b, -1) ** 2, axis=-1)
         return z.reshape(r, b, -1)[jnp.argmin(err, axis=0), jnp.arange(b)]
 
     def decode(params, z, rng=None):
-        """The generator's output for codes ``z`` ``(B, latent_dim)``: images in [0, 1] (continuous), vectors."""
+        """The generator's output for codes ``z`` ``(B, latent_dim)`` (``model.invert_space="w"``: ``w - w_avg``
+        ``(B, w_dim)``), without noise: images in [0, 1] (continuous), vectors."""
         return decode_jit(params, jnp.asarray(z, jnp.float32))
 
     def encode(params, batch, rng):

@@ -8,6 +8,9 @@ samples (and a label) to one logit each.
   matrix products (:class:`gen_jax.nn.Col2ImConvTranspose`, :class:`gen_jax.nn.SpaceToDepthConv`: XLA:CPU's
   weight gradients of the strided forms are slow paths); ``conv="flax"`` keeps the plain Flax layers (same
   parameters), for comparison.
+* :class:`StyleGenerator` (Karras et al. 2019, small): a mapping network ``z -> w``, a synthesis network from a
+  learned constant with AdaIN-modulated layers and per-pixel noise, style mixing, the truncation trick;
+  :func:`style_mixing_grid` draws StyleGAN's mixing figure.
 * Conditional players: the generator takes the one-hot label beside ``z``; the discriminator adds the projection
   ``<embed(y), h(x)>`` to its logit (Miyato & Koyama 2018).
 * Discriminator options against mode collapse (:mod:`gen_jax.nn.minibatch`): minibatch discrimination, minibatch
@@ -178,3 +181,198 @@ class Discriminator(nn.Module):
         elif labels is not None:
             raise ValueError("labels given to an unconditional discriminator (num_classes = 0)")
         return logit
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A StyleGAN-style generator at small scale (Karras et al. 2019): a mapping network z -> w, a synthesis network
+# that starts from a learned constant and modulates every layer by w through AdaIN, with per-pixel noise.
+
+
+def pixel_norm(x: jax.Array, eps: float = 1e-8) -> jax.Array:
+    """``x / sqrt(mean(x^2))`` over the last axis (StyleGAN's normalisation of z)."""
+    return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + eps)
+
+
+class MappingNetwork(nn.Module):
+    """``z`` (pixel-normalised; with a label, its normalised embedding beside it) -> ``w`` by ``num_layers``
+    Dense + LeakyReLU(0.2) layers of width ``w_dim``."""
+
+    w_dim: int = 64
+    num_layers: int = 4
+    num_classes: int = 0
+
+    @nn.compact
+    def __call__(self, z: jax.Array, labels=None) -> jax.Array:
+        h = pixel_norm(z)
+        if self.num_classes:
+            if labels is None:
+                raise ValueError(f"this mapping network is conditional ({self.num_classes} classes): pass labels")
+            h = jnp.concatenate([h, pixel_norm(nn.Embed(self.num_classes, z.shape[-1])(labels))], axis=-1)
+        elif labels is not None:
+            raise ValueError("labels given to an unconditional player (num_classes = 0)")
+        for _ in range(self.num_layers):
+            h = nn.leaky_relu(nn.Dense(self.w_dim)(h), 0.2)
+        return h
+
+
+class AdaIN(nn.Module):
+    """Adaptive instance normalisation: each map of each example normalised over its pixels, then scaled by
+    ``1 + A_s(w)`` and shifted by ``A_b(w)`` (learned affine maps of the style ``w``; at initialisation the
+    scale is about 1)."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array, w: jax.Array) -> jax.Array:
+        c = x.shape[-1]
+        mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+        var = jnp.var(x, axis=(1, 2), keepdims=True)
+        x = (x - mean) * jax.lax.rsqrt(var + 1e-5)
+        scale = 1.0 + nn.Dense(c, name="scale")(w)
+        shift = nn.Dense(c, name="shift")(w)
+        return x * scale[:, None, None, :] + shift[:, None, None, :]
+
+
+class SynthesisNetwork(nn.Module):
+    """Per-layer styles ``ws`` ``(B, num_ws, w_dim)`` -> images ``(B, H, W, C)``.
+
+    A learned constant ``(H / 2^n, W / 2^n, channels[0])`` (``n = len(channels) - 1`` upsamplings); at each
+    resolution two layers (the first at the lowest resolution is the constant itself, the others a 3x3
+    convolution), each followed by per-pixel noise times a learned per-map strength (zero at initialisation, as
+    StyleGAN), a bias, LeakyReLU(0.2) and AdaIN with its own style; between resolutions nearest-neighbour
+    upsampling (no transposed convolution: no slow weight gradient on XLA:CPU); a 1x1 convolution to the image's
+    channels at the end (linear output: the data are in [-1, 1]). ``num_ws = 2 * len(channels)``.
+
+    ``noise`` maps a layer index and a shape ``(B, h, w, 1)`` to that layer's noise (``None``: no noise, the
+    deterministic generator used for inversion). ``conv``: ``patch`` (:class:`gen_jax.nn.PatchConv`, one
+    matrix product) or ``flax`` (``nn.Conv``; same parameters)."""
+
+    image_shape: Sequence[int]
+    channels: Sequence[int] = (64, 32, 16)
+    conv: str = "patch"
+
+    @property
+    def num_ws(self) -> int:
+        return 2 * len(self.channels)
+
+    @nn.compact
+    def __call__(self, ws: jax.Array, noise=None) -> jax.Array:
+        from gen_jax.nn.conv import PatchConv
+
+        h_img, w_img, c_img = self.image_shape
+        n = len(self.channels) - 1
+        if h_img % 2 ** n or w_img % 2 ** n:
+            raise ValueError(f"style generator: {n} upsamplings need sides divisible by {2 ** n}, got {h_img}x{w_img}")
+        if self.conv not in ("patch", "flax"):
+            raise ValueError(f"unknown conv {self.conv!r}; use patch or flax")
+        if ws.shape[1] != self.num_ws:
+            raise ValueError(f"the synthesis network takes {self.num_ws} styles per example, got {ws.shape[1]}")
+        conv3 = (lambda c: PatchConv(c, (3, 3))) if self.conv == "patch" else (lambda c: nn.Conv(c, (3, 3)))
+        b = ws.shape[0]
+        const = self.param("const", nn.initializers.normal(1.0), (h_img // 2 ** n, w_img // 2 ** n, self.channels[0]))
+        x = jnp.broadcast_to(const, (b, *const.shape))
+        layer = 0
+
+        def style_layer(x, layer):
+            if noise is not None:
+                strength = self.param(f"noise_strength_{layer}", nn.initializers.zeros, (x.shape[-1],))
+                x = x + strength * noise(layer, (b, x.shape[1], x.shape[2], 1))
+            else:  # the same parameters exist whether or not noise is drawn
+                self.param(f"noise_strength_{layer}", nn.initializers.zeros, (x.shape[-1],))
+            x = nn.leaky_relu(x + self.param(f"bias_{layer}", nn.initializers.zeros, (x.shape[-1],)), 0.2)
+            return AdaIN(name=f"adain_{layer}")(x, ws[:, layer])
+
+        for i, c in enumerate(self.channels):
+            if i:
+                x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+                x = conv3(c)(x)
+            x = style_layer(x, layer)
+            x = conv3(c)(x)
+            x = style_layer(x, layer + 1)
+            layer += 2
+        return nn.Dense(c_img, name="to_image")(x)
+
+
+class StyleGenerator(nn.Module):
+    """``z`` (and a label) -> images: :class:`MappingNetwork` then :class:`SynthesisNetwork`.
+
+    * ``w_avg``, the running mean of ``w`` (collection ``batch_stats``, decay ``w_avg_decay``, over the global
+      batch under ``axis_name``), updated in training when ``batch_stats`` is mutable: the centre of the
+      **truncation trick** ``w' = w_avg + truncation * (w - w_avg)`` (Karras et al. 2019; 1 = none).
+    * **Style mixing** (a regulariser in training, ``mixing_prob``): for that fraction of the examples a second
+      code's ``w`` replaces the first's from a random layer on.
+    * ``rng`` draws the per-pixel noise (and the mixing); ``None`` means no noise and no mixing.
+
+    ``__call__(z, labels, train, rng, truncation, mixing_prob)`` has the other generators' first three
+    arguments; :meth:`styles` and :meth:`synthesize` (through ``apply(..., method=...)``) expose the two halves.
+    """
+
+    image_shape: Sequence[int]
+    channels: Sequence[int] = (64, 32, 16)
+    w_dim: int = 64
+    mapping_layers: int = 4
+    num_classes: int = 0
+    w_avg_decay: float = 0.995
+    conv: str = "patch"
+    axis_name: str | None = None
+
+    def setup(self):
+        self.mapping = MappingNetwork(self.w_dim, self.mapping_layers, self.num_classes)
+        self.synthesis = SynthesisNetwork(tuple(self.image_shape), tuple(self.channels), self.conv)
+        self.w_avg = self.variable("batch_stats", "w_avg", jnp.zeros, (self.w_dim,))
+
+    @property
+    def num_ws(self) -> int:
+        return 2 * len(self.channels)
+
+    def styles(self, z: jax.Array, labels=None, truncation: float = 1.0) -> jax.Array:
+        """``w`` ``(B, w_dim)`` of codes ``z``, truncated towards ``w_avg`` by ``truncation``."""
+        w = self.mapping(z, labels)
+        if isinstance(truncation, (int, float)) and truncation == 1.0:  # (a traced value: the formula)
+            return w
+        return self.w_avg.value + truncation * (w - self.w_avg.value)
+
+    def synthesize(self, ws: jax.Array, rng=None) -> jax.Array:
+        """Images of per-layer styles ``ws`` ``(B, num_ws, w_dim)`` (or one ``w`` ``(B, w_dim)`` for all)."""
+        if ws.ndim == 2:
+            ws = jnp.broadcast_to(ws[:, None], (ws.shape[0], self.num_ws, ws.shape[-1]))
+        return self.synthesis(ws, None if rng is None else self._noise(rng))
+
+    def _noise(self, rng):
+        from gen_jax.families.common import global_draw
+
+        return lambda layer, shape: global_draw(jax.random.normal, jax.random.fold_in(rng, layer), shape,
+                                                self.axis_name)
+
+    def __call__(self, z: jax.Array, labels=None, train: bool = False, rng=None, truncation: float = 1.0,
+                 mixing_prob: float = 0.0) -> jax.Array:
+        w = self.styles(z, labels, truncation)
+        if train and not self.is_initializing() and self.is_mutable_collection("batch_stats"):
+            mean = jnp.mean(w, axis=0)
+            if self.axis_name is not None:
+                mean = jax.lax.pmean(mean, self.axis_name)
+            self.w_avg.value = self.w_avg.value + (1.0 - self.w_avg_decay) * (mean - self.w_avg.value)
+        ws = jnp.broadcast_to(w[:, None], (w.shape[0], self.num_ws, w.shape[-1]))
+        if mixing_prob and rng is not None:
+            from gen_jax.families.common import global_draw
+
+            keys = jax.random.split(jax.random.fold_in(rng, 10_000), 3)
+            b = z.shape[0]
+            w2 = self.styles(global_draw(jax.random.normal, keys[0], z.shape, self.axis_name), labels, truncation)
+            cut = global_draw(lambda k, s: jax.random.randint(k, s, 1, self.num_ws), keys[1], (b,), self.axis_name)
+            mixed = global_draw(jax.random.uniform, keys[2], (b,), self.axis_name) < mixing_prob
+            later = (jnp.arange(self.num_ws)[None, :] >= cut[:, None]) & mixed[:, None]
+            ws = jnp.where(later[..., None], w2[:, None], ws)
+        return self.synthesize(ws, rng)
+
+
+def style_mixing_grid(generator: StyleGenerator, variables, z_rows: jax.Array, z_cols: jax.Array,
+                      crossover: int, rng=None) -> jax.Array:
+    """StyleGAN's mixing figure: ``(R, C, H, W, ch)`` images whose layers before ``crossover`` take their style
+    from the column's code and the rest from the row's (coarse layers: pose and shape; fine: stroke and
+    texture). ``crossover = 0``: the row's image; ``num_ws``: the column's."""
+    w_r = generator.apply(variables, z_rows, method=StyleGenerator.styles)
+    w_c = generator.apply(variables, z_cols, method=StyleGenerator.styles)
+    r, c, L = w_r.shape[0], w_c.shape[0], generator.num_ws
+    coarse = (jnp.arange(L) < crossover)[None, None, :, None]
+    ws = jnp.where(coarse, w_c[None, :, None], w_r[:, None, None])  # (R, C, L, w_dim)
+    images = generator.apply(variables, ws.reshape(r * c, L, -1), rng, method=StyleGenerator.synthesize)
+    return images.reshape(r, c, *images.shape[1:])
