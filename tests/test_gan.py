@@ -270,3 +270,22 @@ def test_style_gan_family_trains_on_four_devices_as_on_one_samples_truncated_and
     with pytest.raises(ValueError, match="truncation is an option of the style generator"):
         build_family(load_config_file(CONFIGS / "gan_digits.py", "smoke"), data).sample(params, jax.random.key(0),
                                                                                         2, truncation=0.5)
+
+
+def test_equalized_dense_starts_he_initialised_and_steps_at_its_learning_rate_multiplier():
+    import optax
+
+    from gen_jax.models.gan import EqualizedDense
+
+    x = jax.random.normal(jax.random.key(0), (4096, 64))
+    layer = EqualizedDense(32, lr_multiplier=0.01)
+    v = layer.init(jax.random.key(1), x)
+    assert abs(float(layer.apply(v, x).std()) - 2 ** 0.5) < 0.1  # He: output variance gain^2 = 2
+    he = 2 ** 0.5 / 8  # gain / sqrt(fan_in)
+    effective = lambda v: v["params"]["kernel"] * 0.01 * he
+    opt = optax.adam(1e-3)
+    grads = jax.grad(lambda v: jnp.sum(jnp.sin(layer.apply(v, x))))(v)
+    moved = optax.apply_updates(v, opt.update(grads, opt.init(v))[0])
+    # Adam's first step is lr per stored weight: lr * lr_multiplier per effective weight, in He units
+    # (within float32 rounding of stored weights of size ~1 / lr_multiplier)
+    np.testing.assert_allclose(np.abs(effective(moved) - effective(v)) / he, 1e-3 * 0.01, rtol=0.05)

@@ -82,6 +82,7 @@ def config_defaults() -> ml_collections.ConfigDict:
         style_channels=(128, 64, 32),  # maps at the constant's resolution, then after each 2x upsampling
         w_dim=64,
         mapping_layers=4,
+        mapping_lr_multiplier=0.01,  # the mapping network's learning rate relative to the generator's (StyleGAN)
         style_mixing=0.9,  # the fraction of generated examples whose styles switch code at a random layer
         w_avg_decay=0.995,  # the running mean of w: the truncation trick's centre
         invert_space="z",  # GAN inversion in z, or (style) in w (one w for every layer)
@@ -134,7 +135,8 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
         if m.generator == "style":
             generator = StyleGenerator(image_shape=shape, channels=tuple(m.style_channels), w_dim=m.w_dim,
                                        mapping_layers=m.mapping_layers, num_classes=num_classes,
-                                       w_avg_decay=m.w_avg_decay, conv="patch" if m.conv == "fast" else "flax")
+                                       w_avg_decay=m.w_avg_decay, mapping_lr_multiplier=m.mapping_lr_multiplier,
+                                       conv="patch" if m.conv == "fast" else "flax")
         else:
             generator = DCGANGenerator(image_shape=shape, channels=tuple(m.g_channels), batch_norm=m.g_batch_norm,
                                        num_classes=num_classes, conv="col2im" if m.conv == "fast" else "flax")
