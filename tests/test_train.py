@@ -201,7 +201,7 @@ def test_every_config_has_a_smoke_variant_that_trains(tmp_path, name):
 def test_flow_on_a_toy_learns_reports_against_the_entropy_and_restores_as_trained(tmp_path):
     c = load_config("flow_toy2d")
     c.data.name = "ring8"
-    c.train.steps, c.train.num_devices = 200, 4  # the loop's pmap path with vector data
+    c.train.steps, c.train.num_devices = 200, 2  # the loop's pmap path with vector data
     c.train.sample_every = c.train.checkpoint_every = 100
     c.train.log_every = 10
     c.train.batch_size = 128
