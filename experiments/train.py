@@ -22,7 +22,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and pictures.")
 flags.mark_flags_as_required(["config", "workdir"])
 _DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Join a multi-process job (jax.distributed); implied by "
-                                 "--coordinator_address or JAX_COORDINATOR_ADDRESS.")
+                                 "--coordinator_address, --num_processes, --process_id or their JAX_* variables.")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0's coordinator.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the job.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's id, 0 .. num_processes - 1.")
@@ -38,7 +38,7 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # Orbax logs every file it closes at INFO
     if _DISTRIBUTED.value or _COORDINATOR.value or _NUM_PROCESSES.value is not None or \
-            os.environ.get("JAX_COORDINATOR_ADDRESS"):
+            _PROCESS_ID.value is not None or any(os.environ.get(name) for name in distributed.ENV):
         distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                timeout_s=_TIMEOUT.value)
     print(f"workdir: {_WORKDIR.value}", flush=True)

@@ -293,12 +293,17 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
     def to_unit(x):  # the data's scale for decode / impute: images in [0, 1], vectors as they are
         return (x + 1) / 2 if data_key == "image" else from_model(x)
 
+    def from_code(params, code):
+        """The noise-free generator's output (model units) for a code of the inversion space: ``z``, or
+        ``w - w_avg`` with ``model.invert_space="w"``."""
+        if m.invert_space == "w":
+            v = params["generator"]
+            return generator.apply(v, v["batch_stats"]["w_avg"] + code, method=StyleGenerator.synthesize)
+        return generate(params, code, None)
+
     @jax.jit
     def decode_jit(params, z):
-        if m.invert_space == "w":  # codes are w - w_avg, as encode returns them
-            v = params["generator"]
-            return to_unit(generator.apply(v, v["batch_stats"]["w_avg"] + z, method=StyleGenerator.synthesize))
-        return to_unit(generate(params, z, None))
+        return to_unit(from_code(params, z))
 
     @jax.jit
     def invert_jit(params, target, mask, rng):
@@ -309,11 +314,8 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
         z0 = jax.random.normal(rng, (r * b, m.latent_dim))
         if m.invert_space == "w":  # the variable is w - w_avg (the prior term pulls towards the average style)
             v = params["generator"]
-            w_avg = v["batch_stats"]["w_avg"]
-            g = lambda d: generator.apply(v, w_avg + d, method=StyleGenerator.synthesize)
-            z0 = generator.apply(v, z0, method=StyleGenerator.styles) - w_avg
-        else:
-            g = lambda z: generate(params, z, None)
+            z0 = generator.apply(v, z0, method=StyleGenerator.styles) - v["batch_stats"]["w_avg"]
+        g = lambda code: from_code(params, code)
         z = invert_generator(g, tile(target), z0, mask=tile(mask),
                              steps=m.invert_steps, learning_rate=m.invert_learning_rate,
                              prior_weight=m.invert_prior_weight)

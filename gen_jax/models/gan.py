@@ -29,7 +29,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gen_jax.nn.conv import Col2ImConvTranspose, SpaceToDepthConv
+from gen_jax.nn.conv import Col2ImConvTranspose, PatchConv, SpaceToDepthConv
 from gen_jax.nn.minibatch import MinibatchDiscrimination, minibatch_stddev, pack
 
 NORMS = ("none", "batch", "layer")
@@ -277,8 +277,6 @@ class SynthesisNetwork(nn.Module):
 
     @nn.compact
     def __call__(self, ws: jax.Array, noise=None) -> jax.Array:
-        from gen_jax.nn.conv import PatchConv
-
         h_img, w_img, c_img = self.image_shape
         n = len(self.channels) - 1
         if h_img % 2 ** n or w_img % 2 ** n:
@@ -291,14 +289,11 @@ class SynthesisNetwork(nn.Module):
         b = ws.shape[0]
         const = self.param("const", nn.initializers.normal(1.0), (h_img // 2 ** n, w_img // 2 ** n, self.channels[0]))
         x = jnp.broadcast_to(const, (b, *const.shape))
-        layer = 0
 
         def style_layer(x, layer):
+            strength = self.param(f"noise_strength_{layer}", nn.initializers.zeros, (x.shape[-1],))
             if noise is not None:
-                strength = self.param(f"noise_strength_{layer}", nn.initializers.zeros, (x.shape[-1],))
                 x = x + strength * noise(layer, (b, x.shape[1], x.shape[2], 1))
-            else:  # the same parameters exist whether or not noise is drawn
-                self.param(f"noise_strength_{layer}", nn.initializers.zeros, (x.shape[-1],))
             x = nn.leaky_relu(x + self.param(f"bias_{layer}", nn.initializers.zeros, (x.shape[-1],)), 0.2)
             return AdaIN(name=f"adain_{layer}")(x, ws[:, layer])
 
@@ -306,10 +301,9 @@ class SynthesisNetwork(nn.Module):
             if i:
                 x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
                 x = conv3(c)(x)
-            x = style_layer(x, layer)
+            x = style_layer(x, 2 * i)
             x = conv3(c)(x)
-            x = style_layer(x, layer + 1)
-            layer += 2
+            x = style_layer(x, 2 * i + 1)
         return nn.Dense(c_img, name="to_image")(x)
 
 
@@ -359,11 +353,14 @@ class StyleGenerator(nn.Module):
             ws = jnp.broadcast_to(ws[:, None], (ws.shape[0], self.num_ws, ws.shape[-1]))
         return self.synthesis(ws, None if rng is None else self._noise(rng))
 
-    def _noise(self, rng):
-        from gen_jax.families.common import global_draw
+    def _draw(self, sampler, key, shape):
+        """This device's part of the global batch's draw (the same on 1 device and on N)."""
+        from gen_jax.families.common import global_draw  # here: gen_jax.families imports this module
 
-        return lambda layer, shape: global_draw(jax.random.normal, jax.random.fold_in(rng, layer), shape,
-                                                self.axis_name)
+        return global_draw(sampler, key, shape, self.axis_name)
+
+    def _noise(self, rng):
+        return lambda layer, shape: self._draw(jax.random.normal, jax.random.fold_in(rng, layer), shape)
 
     def __call__(self, z: jax.Array, labels=None, train: bool = False, rng=None, truncation: float = 1.0,
                  mixing_prob: float = 0.0) -> jax.Array:
@@ -375,13 +372,11 @@ class StyleGenerator(nn.Module):
             self.w_avg.value = self.w_avg.value + (1.0 - self.w_avg_decay) * (mean - self.w_avg.value)
         ws = jnp.broadcast_to(w[:, None], (w.shape[0], self.num_ws, w.shape[-1]))
         if mixing_prob and rng is not None:
-            from gen_jax.families.common import global_draw
-
             keys = jax.random.split(jax.random.fold_in(rng, 10_000), 3)
             b = z.shape[0]
-            w2 = self.styles(global_draw(jax.random.normal, keys[0], z.shape, self.axis_name), labels, truncation)
-            cut = global_draw(lambda k, s: jax.random.randint(k, s, 1, self.num_ws), keys[1], (b,), self.axis_name)
-            mixed = global_draw(jax.random.uniform, keys[2], (b,), self.axis_name) < mixing_prob
+            w2 = self.styles(self._draw(jax.random.normal, keys[0], z.shape), labels, truncation)
+            cut = self._draw(lambda k, s: jax.random.randint(k, s, 1, self.num_ws), keys[1], (b,))
+            mixed = self._draw(jax.random.uniform, keys[2], (b,)) < mixing_prob
             later = (jnp.arange(self.num_ws)[None, :] >= cut[:, None]) & mixed[:, None]
             ws = jnp.where(later[..., None], w2[:, None], ws)
         return self.synthesize(ws, rng)

@@ -25,7 +25,7 @@ ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 
 
 class CoordinatorUnreachableError(ConnectionError):
-    """``jax.distributed.initialize`` could not join the job within its timeout."""
+    """Nothing accepted a connection at the coordinator's address within the timeout."""
 
 
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
@@ -35,7 +35,9 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     Arguments left ``None`` come from the environment (``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``,
     ``JAX_PROCESS_ID``); when none is set anywhere JAX detects the cluster itself (SLURM, Open MPI, a Cloud TPU
     pod slice). A coordinator that does not answer within ``timeout_s`` seconds is a
-    :class:`CoordinatorUnreachableError` naming the address, not a hang.
+    :class:`CoordinatorUnreachableError` naming the address, not a hang (a process other than 0 probes the address
+    first: JAX itself ends the process with a fatal log, no exception, when registration times out). JAX's own
+    errors (called twice, after JAX started) are raised as they are.
     """
     env = [os.environ.get(name) for name in ENV]
     coordinator_address = coordinator_address or env[0] or None
@@ -53,15 +55,7 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
         # JAX aborts the whole process (a fatal log, no exception) when it cannot register with the
         # coordinator in time: see for ourselves first whether anything answers there.
         _wait_for_coordinator(coordinator_address, timeout_s, process_id, num_processes)
-    try:
-        jax.distributed.initialize(coordinator_address, num_processes, process_id,
-                                   initialization_timeout=timeout_s)
-    except Exception as e:  # XlaRuntimeError (DEADLINE_EXCEEDED, UNAVAILABLE) and friends
-        where = coordinator_address or "the address JAX detected"
-        raise CoordinatorUnreachableError(
-            f"process {process_id} of {num_processes} could not join the job through the coordinator at {where} "
-            f"within {timeout_s} s ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); is process 0 "
-            f"running, and is that host:port reachable from here?") from e
+    jax.distributed.initialize(coordinator_address, num_processes, process_id, initialization_timeout=timeout_s)
 
 
 def _wait_for_coordinator(address: str, timeout_s: float, process_id: int, num_processes: int) -> None:
