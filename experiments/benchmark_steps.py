@@ -1,6 +1,10 @@
 """Steps per second of each config's training step, and the engine against a hand-written jit + optax step.
 
 ``python experiments/benchmark_steps.py [--configs vae_digits,vae_binarized_mnist] [--seconds 10] [--steps 2000]``
+``python experiments/benchmark_steps.py --configs diffusion_mnist,gan_mnist:style --ynn_fusion on,off``
+
+``--ynn_fusion on,off`` times each config's step with XLA:CPU's YNNPACK fusions on and off (the per-program
+``train.cpu_ynn_fusion``), alternating the two in every repeat; a config is ``name`` or ``name:variant``.
 
 Engine: what ``gen_jax.train.run`` executes per step (BatchIterator batch, compiled engine step with its
 extra metrics, a metric fetch every ``log_every`` steps). Hand-written: the same VAE and ELBO in a plain
@@ -31,10 +35,14 @@ _STEPS = flags.DEFINE_integer("steps", 2000, "Timed steps per repeat of the engi
 _SECONDS = flags.DEFINE_float("seconds", 10.0, "Per config and repeat: time steps for at least this long.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Repeats (median reported).")
 _OUT = flags.DEFINE_string("out", "", "Optional JSON output path.")
+_YNN = flags.DEFINE_list("ynn_fusion", ["config"], "config (the config's train.cpu_ynn_fusion), or settings "
+                         "among on / off to time side by side.")
 
 
 def load_config(name):
-    return load_config_file(CONFIG_DIR / f"{name}.py")
+    """``name`` or ``name:variant`` of a file in configs/."""
+    name, _, variant = name.partition(":")
+    return load_config_file(CONFIG_DIR / f"{name}.py", variant)
 
 
 class HandVAE(nn.Module):
@@ -94,11 +102,28 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
     results = {}
+    settings = {"config": None, "on": True, "off": False}
+    unknown = sorted(set(_YNN.value) - set(settings))
+    if unknown:
+        raise app.UsageError(f"--ynn_fusion: unknown setting(s) {unknown}; use config, on or off")
     for name in _CONFIGS.value:
         config = load_config(name)
-        rate = time_runner(engine_runner(config), _SECONDS.value, _REPEATS.value)
-        results[name] = {"engine_steps_per_sec": rate, "batch_size": config.train.batch_size}
-        print(f"{name}: {rate:.1f} steps/s (batch {config.train.batch_size})", flush=True)
+        if _YNN.value == ["config"]:
+            rate = time_runner(engine_runner(config), _SECONDS.value, _REPEATS.value)
+            results[name] = {"engine_steps_per_sec": rate, "batch_size": config.train.batch_size}
+            print(f"{name}: {rate:.1f} steps/s (batch {config.train.batch_size})", flush=True)
+            continue
+        runners = {s: engine_runner(config, ynn_fusion=settings[s]) for s in _YNN.value}
+        rates = {s: [] for s in runners}
+        for go in runners.values():
+            go(3)  # compile and warm up
+        for _ in range(_REPEATS.value):  # alternate so every setting sees the same machine load
+            for s, go in runners.items():
+                rates[s].append(steps_per_second(go, _SECONDS.value))
+        results[name] = {f"ynn_{s}_steps_per_sec": float(np.median(r)) for s, r in rates.items()}
+        results[name]["batch_size"] = config.train.batch_size
+        print(f"{name} (batch {config.train.batch_size}): " + ", ".join(
+            f"YNN fusions {s} {float(np.median(r)):.2f}" for s, r in rates.items()) + " steps/s", flush=True)
     if "vae_binarized_mnist" in _CONFIGS.value:
         config = load_config("vae_binarized_mnist")
         engine, hand = engine_runner(config), hand_written_runner(config)

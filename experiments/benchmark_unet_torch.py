@@ -10,7 +10,8 @@ that interpreter as a child process, fed this file's ``TORCH_SCRIPT``; both side
 embedding MLP, average-pool down, nearest up + conv, self-attention at 7x7) with the same parameter count
 (checked), and time one training step: eps-prediction DDPM loss, backward, Adam. The two alternate for
 ``--rounds`` rounds of ``--repeats`` timed steps after a warm-up; the medians are reported, with both of
-gen_jax's convolution paths (``nn.Conv`` and ``PatchConv``).
+gen_jax's convolution paths (``nn.Conv`` and ``PatchConv``), and ``nn.Conv`` compiled as the diffusion configs
+compile it (``train.cpu_ynn_fusion=False``: XLA:CPU's YNNPACK fusions off for this program alone).
 """
 
 import json
@@ -23,6 +24,7 @@ import optax
 from absl import app, flags
 
 from gen_jax.nn.unet import UNet
+from gen_jax.train.parallel import cpu_compiler_options
 
 from torch_peer import race  # experiments/torch_peer.py, beside this script
 
@@ -127,7 +129,7 @@ for line in sys.stdin:  # one round per line: time `repeats` steps
 '''
 
 
-def jax_step(conv: str, channels, batch: int, size: int):
+def jax_step(conv: str, channels, batch: int, size: int, ynn_fusion: bool = True):
     net = UNet(channels=channels, conv=conv)
     x0 = jax.random.normal(jax.random.key(0), (batch, size, size, 1))
     params = net.init(jax.random.key(1), x0, jnp.zeros((batch,)))
@@ -146,7 +148,7 @@ def jax_step(conv: str, channels, batch: int, size: int):
         updates, opt_state = opt.update(grads, opt_state)
         return optax.apply_updates(params, updates), opt_state
 
-    step = jax.jit(step, donate_argnums=(0, 1))
+    step = jax.jit(step, donate_argnums=(0, 1), compiler_options=cpu_compiler_options(ynn_fusion) or None)
     state = [params, opt.init(params)]
     for i in range(2):
         state = list(step(*state, jax.random.key(i)))
@@ -168,6 +170,7 @@ def main(argv):
     channels = tuple(int(c) for c in _CHANNELS.value)
     cfg = {"channels": list(channels), "batch": _BATCH.value, "size": _SIZE.value}
     sides = {f"gen_jax ({conv})": jax_step(conv, channels, _BATCH.value, _SIZE.value) for conv in ("flax", "patch")}
+    sides["gen_jax (flax, YNN fusions off)"] = jax_step("flax", channels, _BATCH.value, _SIZE.value, False)
     res = race(_TORCH.value, TORCH_SCRIPT, cfg, sides, repeats=_REPEATS.value, rounds=_ROUNDS.value)
     out = {"batch": _BATCH.value, "channels": channels, "size": _SIZE.value, **res,
            "jax": jax.__version__, "python": sys.version.split()[0]}

@@ -11,13 +11,16 @@ from gen_jax.train import parallel
 from gen_jax.train.loop import init_state, load_data, run_keys
 
 
-def engine_runner(config, num_devices: int = 1, parallelism: str = "pmap"):
+def engine_runner(config, num_devices: int = 1, parallelism: str = "pmap", ynn_fusion: bool | None = None):
     """``go(n)``: ``n`` engine steps on ``num_devices`` devices (``parallelism`` when more than one; in a
-    multi-process job every process calls ``go`` with the same ``n``)."""
+    multi-process job every process calls ``go`` with the same ``n``); ``ynn_fusion`` overrides the config's
+    ``train.cpu_ynn_fusion``."""
     data = load_data(config, "train")
     family = build_family(config, data)
+    ynn = config.train.cpu_ynn_fusion if ynn_fusion is None else ynn_fusion
     step = parallel.compile_step(family.trainer.make_step(parallel.AXIS_NAME if num_devices > 1 else None),
-                                 num_devices, parallelism=parallelism)
+                                 num_devices, parallelism=parallelism,
+                                 compiler_options=parallel.cpu_compiler_options(ynn))
     state = parallel.replicate(init_state(config, family, data), num_devices, parallelism)
     batches = BatchIterator(data.arrays(), config.train.batch_size, seed=config.seed, num_devices=num_devices,
                             process_index=jax.process_index(), process_count=jax.process_count())

@@ -278,16 +278,20 @@ def test_a_family_module_imports_first_in_a_fresh_interpreter():
 
 
 def test_a_workdir_from_before_a_familys_new_keys_restores_and_resumes(tmp_path):
-    """config.json of a diffusion run made before the image keys existed (model.t_min, time_grid, channels, ...)."""
+    """config.json of a diffusion run made before the image keys existed (model.t_min, time_grid, channels, ...)
+    and before the engine's train.parallelism and train.cpu_ynn_fusion."""
     c = load_config_file(CONFIGS / "diffusion_toy2d.py", "smoke")
     c.train.num_devices, c.train.steps, c.train.sample_every = 1, 2, 0
     gt.run(c, tmp_path)
     stored = json.loads((tmp_path / "config.json").read_text())
     for key in ("t_min", "time_grid", "channels", "conditional", "likelihood_samples", "impute_resample"):
         del stored["model"][key]
+    for key in ("parallelism", "cpu_ynn_fusion"):
+        del stored["train"][key]
     (tmp_path / "config.json").write_text(json.dumps(stored))
     config, family, state, _ = gt.restore_run(tmp_path, "test")
     assert config.model.time_grid == "" and int(state.step) == 2
+    assert config.train.parallelism == "pmap" and config.train.cpu_ynn_fusion is True
     assert gt.run(c, tmp_path)["step"] == 2  # the same run: resumed, nothing to redo, no refusal
 
 

@@ -3,6 +3,7 @@
 import json
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -122,9 +123,11 @@ def test_batch_not_divisible_by_device_count_is_an_error(tmp_path):
         gt.run(c, tmp_path)
 
 
-@pytest.mark.parametrize("parallelism", ["pmap", "sharded"])
-def test_four_devices_equal_one_device_on_the_global_batch(parallelism):
+@pytest.mark.parametrize("parallelism,ynn_fusion", [("pmap", True), ("sharded", True), ("pmap", False)])
+def test_four_devices_equal_one_device_on_the_global_batch(parallelism, ynn_fusion):
+    """... also with per-program compiler options (a pmap takes them at its first call's compilation)."""
     assert jax.local_device_count() >= 4, "conftest sets 4 host devices"
+    options = parallel.cpu_compiler_options(ynn_fusion)
     rng = np.random.default_rng(0)
     batch = {"x": rng.normal(size=(32, 5)).astype(np.float32), "y": rng.normal(size=(32, 2)).astype(np.float32)}
 
@@ -137,9 +140,9 @@ def test_four_devices_equal_one_device_on_the_global_batch(parallelism):
     params = {"w1": jnp.asarray(rng.normal(size=(5, 8)), jnp.float32),
               "w2": jnp.asarray(rng.normal(size=(8, 2)), jnp.float32)}
     opt = optax.adam(1e-2)
-    single = parallel.compile_step(make_train_step(loss_fn, opt, ema_decay=0.9), 1)
+    single = parallel.compile_step(make_train_step(loss_fn, opt, ema_decay=0.9), 1, compiler_options=options)
     multi = parallel.compile_step(make_train_step(loss_fn, opt, ema_decay=0.9, axis_name=parallel.AXIS_NAME), 4,
-                                  parallelism=parallelism)
+                                  parallelism=parallelism, compiler_options=options)
     s1 = gt.create_train_state(params, opt, ema=True)
     s4 = parallel.replicate(gt.create_train_state(params, opt, ema=True), 4, parallelism)
     key = jax.random.key(0)
@@ -155,6 +158,25 @@ def test_four_devices_equal_one_device_on_the_global_batch(parallelism):
     for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(s4)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=1e-6)
     np.testing.assert_allclose(float(m1["loss"]), float(m4["loss"]), rtol=1e-5)
+
+
+def test_cpu_ynn_fusion_off_reaches_the_compiled_program():
+    """``train.cpu_ynn_fusion=False``'s option, as ``compile_step`` passes it, compiles a convolution's step
+    without XLA:CPU's YNNPACK fusion (and the default with it): the option's name is still XLA's."""
+    conv = nn.Conv(32, (3, 3))
+    x = jnp.ones((32, 28, 28, 32))
+    params = conv.init(jax.random.key(0), x)
+
+    def step(p, batch, key):
+        del key
+        return jax.grad(lambda q: jnp.sum(nn.gelu(conv.apply(q, batch)) ** 2))(p)
+
+    def compiled_text(ynn_fusion):
+        fn = parallel.compile_step(step, 1, compiler_options=parallel.cpu_compiler_options(ynn_fusion))
+        return fn.lower(params, x, jax.random.key(0)).compile().as_text()
+
+    # the fused ops' names ("%ynn_fusion.1 = ..."), not the source names in the metadata
+    assert "%ynn_fusion" in compiled_text(True) and "%ynn_fusion" not in compiled_text(False)
 
 
 def test_an_unknown_parallelism_is_an_error(tmp_path):

@@ -37,6 +37,7 @@ from gen_jax.models.diffusion import EDM, PREDICTIONS, ScoreMLP, make_path, netw
 from gen_jax.nn.unet import UNet
 from gen_jax.sampling import (ddim_sample, guided, inpaint, ode_sample, ode_solve, pf_ode_log_likelihood,
                               reverse_sde_sample, time_grid)
+from gen_jax.train.parallel import cpu_compiler_options
 from gen_jax.viz import save_density_picture
 
 NAME = "diffusion"
@@ -230,6 +231,8 @@ def _build_images(config: ml_collections.ConfigDict, data: ImageDataset) -> Fami
     fine = jnp.linspace(path.t_min, path.t_max, 100_001)
     t_decoder = max(path.t_min, float(jnp.interp(0.5 / k, path.sigma(fine) / path.alpha(fine), fine)))
 
+    # the U-Net's programs without XLA:CPU's YNNPACK fusions where the config says so (train.cpu_ynn_fusion)
+    jit = functools.partial(jax.jit, compiler_options=cpu_compiler_options(config.train.cpu_ynn_fusion) or None)
     to_model = functools.partial(to_bin_centres, num_levels=k)
     to_levels = functools.partial(from_bin_centres, num_levels=k)
 
@@ -277,7 +280,7 @@ def _build_images(config: ml_collections.ConfigDict, data: ImageDataset) -> Fami
             return x0, (x - a * x0) / s
         return clipped
 
-    @functools.partial(jax.jit, static_argnames=("n", "sampler", "steps", "grid", "guidance", "clip"))
+    @functools.partial(jit, static_argnames=("n", "sampler", "steps", "grid", "guidance", "clip"))
     def _sample(params, rng, labels, n, sampler, steps, grid, guidance, clip):
         k_prior, k_run = jax.random.split(rng)
         x = _run_sampler(guided_denoiser(params, labels, guidance, clip), path,
@@ -318,7 +321,7 @@ def _build_images(config: ml_collections.ConfigDict, data: ImageDataset) -> Fami
                        estimator=lambda estimator, num_samples, num_steps:
                        f"vlb{num_samples}" if estimator == "vlb" else f"pf_ode{num_steps}")
 
-    @jax.jit
+    @jit
     def impute_jit(params, x01, mask, rng):
         x = to_model(jnp.round(x01 * (k - 1)))
         filled = inpaint(denoiser(params), path, mask * x, mask, time_grid(path, m.sample_steps, "uniform"), rng,
@@ -331,8 +334,8 @@ def _build_images(config: ml_collections.ConfigDict, data: ImageDataset) -> Fami
         return np.asarray(impute_jit(params, jnp.asarray(x, jnp.float32), jnp.asarray(mask, jnp.float32), rng))
 
     ode_grid = lambda up: (lambda ts: ts[::-1] if up else ts)(time_grid(path, m.sample_steps, "edm"))
-    encode_jit = jax.jit(lambda p, v: ode_solve(denoiser(p), path, to_model(v), ode_grid(True)))
-    decode_jit = jax.jit(lambda p, z: to_levels(ode_sample(denoiser(p), path, z, ode_grid(False))))
+    encode_jit = jit(lambda p, v: ode_solve(denoiser(p), path, to_model(v), ode_grid(True)))
+    decode_jit = jit(lambda p, z: to_levels(ode_sample(denoiser(p), path, z, ode_grid(False))))
 
     def encode(params, batch, rng=None):
         """The PF-ODE's noise for each image (Heun on the EDM grid of ``sample_steps``), flattened."""

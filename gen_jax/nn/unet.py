@@ -89,9 +89,18 @@ def downsample(x):
 
 
 def upsample(x, size):
-    """Nearest-neighbour to ``size = (H, W)`` (twice the input, or that plus one for an odd original side)."""
-    x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-    return jnp.pad(x, ((0, 0), (0, size[0] - x.shape[1]), (0, size[1] - x.shape[2]), (0, 0)), mode="edge")
+    """Nearest-neighbour to ``size = (H, W)`` (twice the input, or that plus one for an odd original side).
+
+    Written as a broadcast, the last row / column repeated only where a side is odd: ``jnp.repeat`` and
+    ``jnp.pad(mode="edge")`` (even with nothing to pad) have a gradient 100-300x slower on XLA:CPU (26 / 44 ms
+    against 0.1-0.2 ms at the MNIST U-Net's 7x7x64 / 14x14x32, batch 128); the same function (tests/test_nn.py)."""
+    b, h, w, c = x.shape
+    x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, 2, w, 2, c)).reshape(b, 2 * h, 2 * w, c)
+    if size[0] > 2 * h:
+        x = jnp.concatenate([x, jnp.broadcast_to(x[:, -1:], (b, size[0] - 2 * h, 2 * w, c))], axis=1)
+    if size[1] > 2 * w:
+        x = jnp.concatenate([x, jnp.broadcast_to(x[:, :, -1:], (b, size[0], size[1] - 2 * w, c))], axis=2)
+    return x
 
 
 class UNet(nn.Module):

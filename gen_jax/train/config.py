@@ -51,6 +51,9 @@ def default_config(family: str = "vae") -> ml_collections.ConfigDict:
     c.train.batch_size = 128
     c.train.num_devices = 0  # 0 = all local devices
     c.train.parallelism = "pmap"  # pmap | sharded (jit + shard_map over a device mesh): gen_jax.train.parallel
+    # XLA:CPU's YNNPACK fusions in the compiled training step (this program only; ignored off CPU). False was
+    # measured faster for the U-Net (diffusion configs set it): BENCHMARKS, parallel.cpu_compiler_options.
+    c.train.cpu_ynn_fusion = True
     c.train.ema_decay = 0.0  # 0 = no EMA of parameters
     c.train.log_every = 100  # 0 = only at checkpoints
     c.train.checkpoint_every = 1000  # 0 = only at the end (and on a stop request)
@@ -146,7 +149,7 @@ def upgrade_config_dict(d: dict) -> dict:
     ``eval`` settings ran) first, then only the family's own model keys, with keys added since at their defaults
     (the values they had when the run was made), and only the loss / eval keys the family still has. A newer dict
     only gets the model keys its family added since, at their defaults (a family adds a key with the default
-    that keeps the old behaviour)."""
+    that keeps the old behaviour); either gets the engine's ``train`` keys added since, likewise."""
     import copy
 
     from gen_jax.families import get_family
@@ -154,6 +157,8 @@ def upgrade_config_dict(d: dict) -> dict:
     d = copy.deepcopy(d)
     family = get_family(d["model"]["family"])
     own = default_config(family.NAME)
+    # the engine's train keys added since (parallelism, cpu_ynn_fusion) at their defaults: the old behaviour
+    d["train"] = {**json.loads(json.dumps(own.train.to_dict())), **d.get("train", {})}
     if "evals" in d:  # the defaults as config.json would hold them (lists, not tuples)
         d["model"] = {**json.loads(json.dumps(own.model.to_dict())), **d["model"]}
         return d

@@ -39,7 +39,7 @@ from gen_jax.train.evaluators import (build_evaluators, log_likelihood_options, 
 from gen_jax.train.metrics import MetricWriter, check_finite
 from gen_jax.train.optim import check_optim_config
 from gen_jax.train.parallel import (AXIS_NAME, check_divisible, check_parallelism, check_replicas_agree,
-                                    compile_step, replicate, resolve_num_devices, unreplicate)
+                                    compile_step, cpu_compiler_options, replicate, resolve_num_devices, unreplicate)
 from gen_jax.train.state import TrainState
 from gen_jax.train.workdir import WorkdirLock, keep_file_name, write_text_atomic
 from gen_jax.viz import save_image_grid
@@ -399,7 +399,8 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
                 checkpoints.save(1, state, position())
         else:
             step_fn = compile_step(trainer.make_step(AXIS_NAME if num_devices > 1 else None), num_devices,
-                                   guard=True, parallelism=parallelism)
+                                   guard=True, parallelism=parallelism,
+                                   compiler_options=cpu_compiler_options(cfg.cpu_ynn_fusion))
             device_state = replicate(state, num_devices, parallelism)
             first_bad = replicate(jnp.array(-1, jnp.int32), num_devices, parallelism)
             pbar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps,
