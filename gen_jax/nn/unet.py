@@ -91,9 +91,9 @@ def downsample(x):
 def upsample(x, size):
     """Nearest-neighbour to ``size = (H, W)`` (twice the input, or that plus one for an odd original side).
 
-    Written as a broadcast, the last row / column repeated only where a side is odd: ``jnp.repeat`` and
-    ``jnp.pad(mode="edge")`` (even with nothing to pad) have a gradient 100-300x slower on XLA:CPU (26 / 44 ms
-    against 0.1-0.2 ms at the MNIST U-Net's 7x7x64 / 14x14x32, batch 128); the same function (tests/test_nn.py)."""
+    Written as a broadcast, the last row / column repeated only where a side is odd: ``jnp.pad(mode="edge")``,
+    even with nothing to pad, has a gradient 100-300x slower on XLA:CPU (with ``jnp.repeat``: 26 / 44 ms against
+    0.1-0.2 ms at the MNIST U-Net's 7x7x64 / 14x14x32, batch 128); the same function (tests/test_nn.py)."""
     b, h, w, c = x.shape
     x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, 2, w, 2, c)).reshape(b, 2 * h, 2 * w, c)
     if size[0] > 2 * h:
