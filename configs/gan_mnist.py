@@ -14,6 +14,10 @@ layers per resolution, per-pixel noise, nearest-neighbour upsampling + 3x3 convo
 style mixing on 90 % of the generated examples; the discriminator without batch norm, with lazy R1 (gamma 1,
 every 4 steps: StyleGAN2's regulariser). Then ``experiments/style_grid.py --workdir ...`` draws the style-mixing
 and truncation pictures. ``style,smoke`` is its smoke variant.
+
+``configs/gan_mnist.py:stacked`` is the same DCGAN on Stacked MNIST (three digits as the channels: 1000 modes,
+PacGAN's mode-collapse benchmark; ``--config.model.pack=4`` for PacDCGAN4); ``experiments/evaluate_metrics.py
+--workdir ... --num_samples 26000`` counts the modes its samples cover (the ``modes`` metric).
 """
 
 from gen_jax.train.config import default_config, smoke_train_settings
@@ -39,8 +43,10 @@ def get_config(variant: str = ""):
     c.train.sample_every = 2000
     c.train.progress_bar = False
     variants = set(filter(None, variant.split(",")))
-    if variants - {"style", "smoke"}:
-        raise ValueError(f"unknown variant {variant!r}; use '', 'smoke', 'style' or 'style,smoke'")
+    if variants - {"style", "stacked", "smoke"}:
+        raise ValueError(f"unknown variant {variant!r}; use '', 'style', 'stacked', either with ',smoke', or 'smoke'")
+    if "stacked" in variants:
+        c.data.name = "stacked_mnist"
     if "style" in variants:
         c.model.generator = "style"
         c.model.d_norm = "none"

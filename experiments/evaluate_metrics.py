@@ -15,9 +15,13 @@
 * ``two_sample`` (2-D / vector workdirs, e.g. flows on the toys): MMD^2 (RBF, bandwidths from the reference's
   median distance) and sliced W2 of ``--num_samples`` samples against the test split, with the noise floor
   (the valid split against the same reference), and mode coverage on the Gaussian mixtures.
+* ``modes`` (Stacked MNIST workdirs): of ``--num_samples`` samples (PacGAN used 26,000), the modes covered of
+  1000 and the KL of their distribution to the uniform one, each channel's digit read by the MNIST feature
+  classifier; beside the same measure of as many training images (its floor) and the reading's accuracy on
+  them.
 
-Defaults: ``quality,detection,inpainting`` for image workdirs, ``two_sample`` for vector ones, each where the
-family has what it needs (a GAN has no likelihood: no detection).
+Defaults: ``quality,detection,inpainting`` for image workdirs, ``modes`` for Stacked MNIST, ``two_sample`` for
+vector ones, each where the family has what it needs (a GAN has no likelihood: no detection).
 
 Writes ``<workdir>/metrics_<metric>.json`` and prints them.
 """
@@ -32,8 +36,8 @@ from absl import app, flags, logging
 
 from gen_jax.data import ImageDataset, VectorDataset, load_image_dataset, requantize
 from gen_jax.eval import per_example_log_likelihood
-from gen_jax.eval import (MASKS, detection_report, inpainting_score, load_feature_network, make_mask,
-                          masked_errors, mode_coverage, sample_quality, two_sample_report)
+from gen_jax.eval import (MASKS, classify_channels, detection_report, inpainting_score, load_feature_network,
+                          make_mask, masked_errors, mode_coverage, sample_quality, stacked_modes, two_sample_report)
 from gen_jax.train import CHECKPOINT_CHOICES, resolve_checkpoint, restore_run
 from gen_jax.train.config import parse_key_values
 from gen_jax.train.loop import load_data
@@ -77,15 +81,25 @@ def _sample_options() -> dict:
     return parse_key_values(_SAMPLE_OPTIONS.value)
 
 
-def quality(config, family, params, test):
-    name = _FEATURE_DATASET.value or ("mnist" if test.name == "binarized_mnist" else test.name)
-    net = load_feature_network(name, steps=_FEATURE_STEPS.value, data_dir=config.data.data_dir or None,
-                               tfds_dir=config.data.tfds_dir or None)
+def _samples(family, params) -> np.ndarray:
+    """``--num_samples`` images in [0, 1] from the family's ``sample`` (``--seed``, ``--sample_option``)."""
     key = jax.random.key(_SEED.value)
     sample, options = family.require("sample"), _sample_options()
     samples = np.concatenate([np.asarray(sample(params, jax.random.fold_in(key, i), 1000, **options), np.float32)
                               for i in range(-(-_NUM_SAMPLES.value // 1000))])[:_NUM_SAMPLES.value]
-    samples = samples / (family.num_levels - 1)
+    return samples / (family.num_levels - 1)
+
+
+def _feature_network(config, name):
+    return load_feature_network(name, steps=_FEATURE_STEPS.value, data_dir=config.data.data_dir or None,
+                                tfds_dir=config.data.tfds_dir or None)
+
+
+def quality(config, family, params, test):
+    name = _FEATURE_DATASET.value or ("mnist" if test.name == "binarized_mnist" else test.name)
+    net = _feature_network(config, name)
+    samples = _samples(family, params)
+    options = _sample_options()
     reference = _load(config, test.name, _REFERENCE.value)
     res = sample_quality(net, samples, reference, floor=_load(config, test.name, "train"))
     res["samples"] = f"sample of {config.model.family} with options {options}, seed {_SEED.value}"
@@ -180,8 +194,28 @@ def two_sample(config, family, params, test):
     return out
 
 
+def modes(config, family, params, test):
+    if test.name != "stacked_mnist":
+        raise app.UsageError(f"the modes metric reads Stacked MNIST's 1000 modes; this run's data is {test.name!r}")
+    net = _feature_network(config, "mnist")
+    generated = stacked_modes(classify_channels(net.logits, _samples(family, params)))
+    train = _load(config, "stacked_mnist", "train")
+    n = min(_NUM_SAMPLES.value, len(train))
+    digits = classify_channels(net.logits, train.image[:n].astype(np.float32) / (train.num_levels - 1))
+    floor = stacked_modes(digits)
+    read = digits @ np.array([100, 10, 1])
+    return {"modes_hit": generated["modes_hit"], "kl_to_uniform": generated["kl_to_uniform"],
+            "largest_mode_fraction": max(generated["counts"]) / _NUM_SAMPLES.value,
+            "num_samples": _NUM_SAMPLES.value,
+            "floor": {"images": f"the first {n} of stacked_mnist/train", "modes_hit": floor["modes_hit"],
+                      "kl_to_uniform": floor["kl_to_uniform"],
+                      "reading_accuracy": float((read == train.label[:n]).mean())},
+            **net.describe(), "samples": f"sample of {config.model.family} with options {_sample_options()}, "
+                                         f"seed {_SEED.value}"}
+
+
 METRICS = {"quality": quality, "detection": detection, "inpainting": inpainting, "two_sample": two_sample,
-           "conditional": conditional}
+           "conditional": conditional, "modes": modes}
 
 
 def main(argv):
@@ -194,10 +228,11 @@ def main(argv):
     config, family, state, test = restore_run(_WORKDIR.value, "test", which)
     params = state.eval_params
     names = _METRICS.value or (["two_sample"] if isinstance(test, VectorDataset)
+                               else ["modes"] if test.name == "stacked_mnist"
                                else ["quality", "detection", "inpainting"])
     if not _METRICS.value:  # by default only what the family can do (a GAN has no likelihood to detect with)
         needs = {"detection": "anomaly_score", "inpainting": "impute", "quality": "sample", "two_sample": "sample",
-                 "conditional": "sample"}
+                 "conditional": "sample", "modes": "sample"}
         if config.model.get("conditional", False) and not isinstance(test, VectorDataset):
             names.append("conditional")
         names = [n for n in names if needs[n] in family.capabilities]

@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from gen_jax.eval.modes import mode_coverage  # noqa: E402
+from gen_jax.eval.modes import kl_to_uniform, mode_coverage  # noqa: E402
 from gen_jax.families import build_family  # noqa: E402
 from gen_jax.losses.adversarial import dirac_gan_trajectory, generator_loss  # noqa: E402
 from gen_jax.train.config import load_config_file  # noqa: E402
@@ -116,9 +116,7 @@ def evaluate_seeds(family, data, states, seeds: int) -> list[dict]:
         params = jax.tree.map(lambda v: v[s], states.eval_params)
         samples = np.asarray(family.sample(params, jax.random.key(10_000 + s), _SAMPLES))
         cov = mode_coverage(samples, toy.modes, toy.mode_std)
-        counts = np.asarray(cov["counts"], np.float64)
-        p = counts / max(counts.sum(), 1.0)
-        reverse_kl = float(np.sum(p[p > 0] * np.log(p[p > 0] * len(p))))  # KL(generated modes || uniform)
+        reverse_kl = kl_to_uniform(cov["counts"])  # KL(generated modes || uniform)
         out.append({"modes_hit": cov["modes_hit"], "high_quality_fraction": cov["high_quality_fraction"],
                     "reverse_kl": reverse_kl, "samples": samples})
     return out

@@ -1,12 +1,14 @@
 """Datasets and the batch iterator."""
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
-from gen_jax.data import (BatchIterator, DatasetNotFoundError, bits_per_dim, dequantized_nll, get_toy,
-                          load_image_dataset)
+from gen_jax.data import (BatchIterator, DatasetNotFoundError, ImageDataset, bits_per_dim, dequantized_nll,
+                          get_toy, load_image_dataset)
+from gen_jax.data.images import stack_mnist
 
 
 def test_iterator_covers_every_example_once_per_epoch():
@@ -93,6 +95,24 @@ def test_mnist_through_tfds():
     test = load_image_dataset("mnist", "test")
     assert test.image.shape == (10000, 28, 28, 1) and test.image.dtype == np.uint8
     assert test.image.max() == 255 and np.bincount(test.label).tolist()[:2] == [980, 1135]
+
+
+def test_stacked_mnist_stacks_three_digits_of_the_split_as_channels():
+    """On a small stand-in for MNIST (image k is the constant k, label k % 10): every channel is one of its
+    images, the label is the three digits' mode, and the draw is fixed per split."""
+    n = 50
+    fake = ImageDataset("mnist", "test", np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None, None],
+                                                          (n, 4, 4, 1)).copy(), np.arange(n, dtype=np.int32) % 10,
+                        num_levels=256, num_classes=10)
+    stacked = stack_mnist(fake)
+    assert stacked.image.shape == (n, 4, 4, 3) and stacked.num_classes == 1000 and stacked.name == "stacked_mnist"
+    source = stacked.image[:, 0, 0, :].astype(int)  # the index of each channel's image
+    assert np.all(stacked.image == stacked.image[:, :1, :1, :])
+    np.testing.assert_array_equal(stacked.label, (source % 10) @ np.array([100, 10, 1]))
+    assert len(np.unique(source)) > 30  # drawn over the whole split
+    np.testing.assert_array_equal(stack_mnist(fake).image, stacked.image)
+    other = stack_mnist(dataclasses.replace(fake, split="train"))
+    assert not np.array_equal(other.image, stacked.image)
 
 
 def test_fashion_mnist_from_debian_idx_files():

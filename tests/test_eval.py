@@ -10,10 +10,10 @@ import scipy.stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from gen_jax.data import get_toy, load_image_dataset
-from gen_jax.eval import (auprc, auroc, detection_report, frechet_distance, gaussian_statistics,
-                          inpainting_score, kernel_distance, load_feature_network, make_mask, masked_errors,
-                          median_bandwidth, mmd_rbf, mode_coverage, params_hash, precision_recall,
-                          sample_quality, sliced_wasserstein, two_sample_report)
+from gen_jax.eval import (auprc, auroc, classify_channels, detection_report, frechet_distance, gaussian_statistics,
+                          inpainting_score, kernel_distance, kl_to_uniform, load_feature_network, make_mask,
+                          masked_errors, median_bandwidth, mmd_rbf, mode_coverage, params_hash, precision_recall,
+                          sample_quality, sliced_wasserstein, stacked_modes, two_sample_report)
 from gen_jax.eval import MASKS
 
 
@@ -142,6 +142,33 @@ def test_mode_coverage_detects_collapse():
     res = mode_coverage(np.concatenate([collapsed, [[0.0, 0.0]]]), toy.modes, toy.mode_std)
     assert res["modes_hit"] == 1 and res["counts"][3] > 980
     assert res["high_quality_fraction"] < 1.0  # the point at the centre is off every mode
+
+
+def test_kl_to_uniform_and_stacked_modes_by_hand():
+    assert kl_to_uniform([5, 5, 5, 5]) == 0.0
+    assert kl_to_uniform([7, 0, 0, 0]) == pytest.approx(math.log(4))  # one mode of four
+    assert kl_to_uniform([1, 1, 0, 0]) == pytest.approx(math.log(2))  # half: q = 1/2 on two modes
+    digits = np.array([[1, 2, 3], [1, 2, 3], [0, 0, 9], [9, 9, 9]])
+    res = stacked_modes(digits)
+    assert res["num_modes"] == 1000 and res["modes_hit"] == 3
+    assert res["counts"][123] == 2 and res["counts"][9] == 1 and res["counts"][999] == 1
+    assert res["kl_to_uniform"] == pytest.approx(0.5 * math.log(500) + 2 * 0.25 * math.log(250))
+
+
+def test_classify_channels_reads_each_channel_as_one_image():
+    """A fake classifier that reads an image's digit as its mean level x 10: the channels are read apart."""
+    images = np.zeros((2, 4, 4, 3), np.float32)
+    images[0, ..., 0], images[0, ..., 1], images[0, ..., 2] = 0.1, 0.5, 0.9
+    images[1, ..., 1] = 0.3
+    seen = []
+
+    def logits(x):
+        seen.append(x.shape)
+        digit = np.round(x.mean(axis=(1, 2, 3)) * 10).astype(int)
+        return np.eye(10)[digit]
+
+    np.testing.assert_array_equal(classify_channels(logits, images), [[1, 5, 9], [0, 3, 0]])
+    assert seen == [(6, 4, 4, 1)]
 
 
 # ---------------------------------------------------------------- detection

@@ -6,6 +6,7 @@
 | ``mnist`` | TFDS ``mnist``, prepared from the IDX files in ``<data_dir>/mnist`` | 256 | train / test |
 | ``fashion_mnist`` | Debian's ``dataset-fashion-mnist`` IDX files, read directly (TFDS rejects their checksums) | 256 | train / test |
 | ``binarized_mnist`` | Larochelle & Murray's fixed binarization, ``<data_dir>/binarized_mnist/*.mat`` | 2 | train / valid / test |
+| ``stacked_mnist`` | three MNIST digits of the same split as the channels of one image (1000 modes), a fixed draw | 256 | train / test |
 """
 
 from __future__ import annotations
@@ -148,7 +149,22 @@ def _idx_image_dataset(name: str, split: str, folder: Path) -> ImageDataset:
 
 _FASHION_HINT = "Install it with `apt-get install -y dataset-fashion-mnist`."
 
-IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "binarized_mnist")
+STACKED_MNIST_SEEDS = {"train": 0, "test": 1}
+
+
+def stack_mnist(mnist: ImageDataset) -> ImageDataset:
+    """Stacked MNIST (Metz et al. 2017; VEEGAN; PacGAN): as many images as ``mnist`` has, each three of its
+    digits drawn uniformly with replacement (a fixed draw per split) as the red, green and blue channels; the
+    label is the mode ``100 d_red + 10 d_green + d_blue`` (1000 classes)."""
+    rng = np.random.default_rng(STACKED_MNIST_SEEDS[mnist.split])
+    idx = rng.integers(0, len(mnist), size=(len(mnist), 3))
+    image = np.moveaxis(mnist.image[idx, ..., 0], 1, -1)  # (N, 3, H, W) -> (N, H, W, 3)
+    digits = mnist.label[idx]
+    label = (100 * digits[:, 0] + 10 * digits[:, 1] + digits[:, 2]).astype(np.int32)
+    return ImageDataset("stacked_mnist", mnist.split, np.ascontiguousarray(image), label, num_levels=256,
+                        num_classes=1000)
+
+IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "binarized_mnist", "stacked_mnist")
 
 
 def load_image_dataset(name: str, split: str, *, data_dir: str | Path | None = None,
@@ -176,4 +192,6 @@ def load_image_dataset(name: str, split: str, *, data_dir: str | Path | None = N
         return _binarized_mnist(split, data_dir)
     if name == "fashion_mnist":
         return _idx_image_dataset(name, split, FASHION_MNIST_DIR)
+    if name == "stacked_mnist":
+        return stack_mnist(_tfds_image_dataset("mnist", split, data_dir / "mnist", tfds_dir))
     return _tfds_image_dataset(name, split, data_dir / "mnist", tfds_dir)
