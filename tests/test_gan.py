@@ -12,6 +12,7 @@ from gen_jax.families import build_family
 from gen_jax.families import gan as gan_family
 from gen_jax.losses.adversarial import (ADVERSARIAL_LOSSES, dirac_gan_trajectory, discriminator_loss,
                                         generator_loss, gradient_norm_squared, gradient_penalty)
+from gen_jax.models import gan as gan_models
 from gen_jax.train.config import load_config_file
 from gen_jax.train.loop import load_data
 
@@ -175,6 +176,36 @@ def test_image_gan_samples_levels_inverts_its_generator_and_imputes():
     filled = family.impute(params, levels / (k - 1), mask, jax.random.key(4))
     np.testing.assert_allclose(filled[:, :4], (levels / (k - 1))[:, :4])  # observed pixels kept
     assert 0.0 <= filled.min() and filled.max() <= 1.0
+
+
+def test_progressive_growing_schedule_blend_and_real_images():
+    """The level schedule by hand; the generator at the top level is the plain DCGAN's (same shared weights),
+    at level 0 its lowest image repeated up, half-way between two levels their average; real images are blurred
+    the same way."""
+    steps = jnp.array([0, 9, 10, 12, 15, 19, 20, 25, 30, 1000])
+    np.testing.assert_allclose(gan_family.progressive_level(steps, 10, 3), [0, 0, 0, 0.4, 1, 1, 1, 2, 2, 2],
+                               atol=1e-6)
+    np.testing.assert_allclose(gan_models.resolution_weights(0.25, 3), [0.75, 0.25, 0.0])
+    grown = gan_models.DCGANGenerator(image_shape=(8, 8, 1), channels=(4, 2), batch_norm=False, progressive=True)
+    plain = gan_models.DCGANGenerator(image_shape=(8, 8, 1), channels=(4, 2), batch_norm=False)
+    z = jax.random.normal(jax.random.key(0), (3, 5))
+    params = jax.jit(grown.init)(jax.random.key(1), z)
+    assert {"to_image_0", "to_image_1"} <= set(params["params"])
+    at_level = jax.jit(lambda lv: grown.apply(params, z, level=lv))  # one program for every level
+    at = lambda lv: np.asarray(at_level(jnp.float32(lv)))
+    shared = {"params": {k: v for k, v in params["params"].items() if not k.startswith("to_image")}}
+    top = at(2.0)
+    np.testing.assert_allclose(top, jax.jit(plain.apply)(shared, z), atol=1e-6)
+    np.testing.assert_allclose(jax.jit(grown.apply)(params, z), top, atol=1e-6)  # no level: the top one
+    low = at(0.0)  # 2x2 image repeated over 4x4 blocks
+    np.testing.assert_allclose(low, np.repeat(np.repeat(low[:, ::4, ::4], 4, axis=1), 4, axis=2))
+    assert not np.allclose(low, at(1.0))
+    np.testing.assert_allclose(at(0.5), 0.5 * (at(0.0) + at(1.0)), atol=1e-6)
+    x = jax.random.uniform(jax.random.key(2), (2, 8, 8, 1))
+    blur = jax.jit(lambda lv: gan_models.blur_to_level(x, lv, 3))
+    np.testing.assert_allclose(blur(2.0), x)
+    blocks = np.asarray(x).reshape(2, 2, 4, 2, 4, 1).mean(axis=(2, 4))
+    np.testing.assert_allclose(blur(0.0), np.repeat(np.repeat(blocks, 4, axis=1), 4, axis=2), atol=1e-6)
 
 
 def test_conditional_gan_samples_the_labels_it_is_given():

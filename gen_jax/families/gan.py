@@ -49,7 +49,7 @@ from gen_jax.families.base import Family, Trainer
 from gen_jax.families.common import global_draw, image_labels, standardiser
 from gen_jax.losses.adversarial import (ADVERSARIAL_LOSSES, discriminator_loss, generator_loss,
                                         gradient_norm_squared, gradient_penalty)
-from gen_jax.models.gan import DCGANGenerator, Discriminator, MLPGenerator, StyleGenerator
+from gen_jax.models.gan import DCGANGenerator, Discriminator, MLPGenerator, StyleGenerator, blur_to_level
 from gen_jax.sampling.latent import invert_generator
 from gen_jax.train.config import OPTIM_DEFAULTS
 from gen_jax.train.optim import make_optimizer
@@ -78,6 +78,7 @@ def config_defaults() -> ml_collections.ConfigDict:
         g_hidden=(256, 256, 256),  # vectors: the MLP generator
         g_channels=(128, 64),  # images: DCGAN maps at the lowest resolution, then after each upsampling
         g_batch_norm=True,
+        progressive_steps=0,  # DCGAN images: progressive growing, steps per resolution (fade in, train); 0 = off
         # the style generator (model.generator="style")
         style_channels=(128, 64, 32),  # maps at the constant's resolution, then after each 2x upsampling
         w_dim=64,
@@ -106,6 +107,17 @@ def config_defaults() -> ml_collections.ConfigDict:
     return c
 
 
+def progressive_level(step, steps_per_resolution: int, num_resolutions: int) -> jax.Array:
+    """Progressive growing's schedule: ``steps_per_resolution`` steps at the lowest resolution (level 0), then
+    for each next one ``steps_per_resolution`` steps, fading it in over the first half (the level rises
+    linearly by 1) and training at it over the second; the level stays at ``num_resolutions - 1`` after."""
+    step = jnp.asarray(step, jnp.float32)
+    stage = jnp.floor(step / steps_per_resolution)
+    within = (step - stage * steps_per_resolution) / steps_per_resolution
+    level = jnp.where(stage == 0, 0.0, stage - 1 + jnp.minimum(2 * within, 1.0))
+    return jnp.minimum(level, num_resolutions - 1)
+
+
 def _check_model(m):
     if m.loss not in ADVERSARIAL_LOSSES:
         raise ValueError(f"unknown model.loss {m.loss!r}; known: {ADVERSARIAL_LOSSES}")
@@ -120,6 +132,9 @@ def _check_model(m):
         raise ValueError(f"unknown model.generator {m.generator!r}; use dcgan or style")
     if m.invert_space not in ("z", "w") or (m.invert_space == "w" and m.generator != "style"):
         raise ValueError(f"model.invert_space={m.invert_space!r}: 'z', or 'w' with model.generator='style'")
+    if m.progressive_steps < 0 or (m.progressive_steps and m.generator != "dcgan"):
+        raise ValueError(f"model.progressive_steps={m.progressive_steps}: steps per resolution (>= 0) of the dcgan "
+                         f"generator")
     if not 0.0 <= m.style_mixing <= 1.0:
         raise ValueError(f"model.style_mixing={m.style_mixing} must be a probability in [0, 1]")
 
@@ -139,7 +154,8 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
                                        conv="patch" if m.conv == "fast" else "flax")
         else:
             generator = DCGANGenerator(image_shape=shape, channels=tuple(m.g_channels), batch_norm=m.g_batch_norm,
-                                       num_classes=num_classes, conv="col2im" if m.conv == "fast" else "flax")
+                                       num_classes=num_classes, conv="col2im" if m.conv == "fast" else "flax",
+                                       progressive=m.progressive_steps > 0)
         d_kind, d_features = "dcgan", tuple(m.d_channels)
         to_model = functools.partial(to_bin_centres, num_levels=k)
         from_model = functools.partial(from_bin_centres, num_levels=k)
@@ -149,6 +165,8 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
             raise ValueError("model.conditional=True is built for images only")
         if m.generator != "dcgan":
             raise ValueError(f"model.generator={m.generator!r} is built for images only (vectors: the MLP generator)")
+        if m.progressive_steps:
+            raise ValueError("model.progressive_steps (progressive growing) is built for images only")
         num_classes, shape = 0, (data.num_dims,)
         to_model, from_model, _ = standardiser(data.x)
         generator = MLPGenerator(out_dim=data.num_dims, hidden=tuple(m.g_hidden), batch_norm=m.g_batch_norm)
@@ -160,8 +178,16 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
                                   minibatch=m.minibatch, minibatch_group=m.minibatch_group, pack=m.pack,
                                   num_classes=num_classes, conv="space_to_depth" if m.conv == "fast" else "flax")
     style = isinstance(generator, StyleGenerator)
-    # the style generator's noise and style mixing draw from a key of their own in training
-    train_extra = (lambda key: {"rng": key, "mixing_prob": m.style_mixing}) if style else (lambda key: {})
+    progressive = isinstance(generator, DCGANGenerator) and generator.progressive
+    num_resolutions = len(m.g_channels) + 1
+
+    def train_extra(key, level):
+        """The generator's training arguments beyond z: the style generator's noise and style mixing draw from
+        a key of their own; a progressive generator takes the step's level."""
+        if style:
+            return {"rng": key, "mixing_prob": m.style_mixing}
+        return {"level": level} if progressive else {}
+
     g_opt = make_optimizer(config.optim, config.train.steps)
     d_opt = make_optimizer(config.discriminator_optim, config.train.steps * m.n_critic)
     ema_decay = config.train.ema_decay
@@ -180,13 +206,14 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
         gen = generator.clone(axis_name=axis_name)
         disc = discriminator.clone(axis_name=axis_name)
 
-        def g_apply(g_params, g_vars, z, labels, key):
+        def g_apply(g_params, g_vars, z, labels, key, level):
             """Training mode: batch statistics, the running ones updated (the style generator's ``w_avg``).
             Returns the output and the player's variables with ``g_params`` and the new statistics."""
+            extra = train_extra(key, level)
             if "batch_stats" not in g_vars:
-                return gen.apply({"params": g_params}, z, labels, train=True, **train_extra(key)), {"params": g_params}
+                return gen.apply({"params": g_params}, z, labels, train=True, **extra), {"params": g_params}
             out, upd = gen.apply({**g_vars, "params": g_params}, z, labels, train=True, mutable=["batch_stats"],
-                                 **train_extra(key))
+                                 **extra)
             return out, {"params": g_params, **upd}
 
         def d_apply(d_params, d_vars, x, labels, update_stats=True):
@@ -198,11 +225,12 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
 
         draw = functools.partial(global_draw, axis_name=axis_name)  # the global batch's draws, sliced
 
-        def critic_update(carry, i, real, labels, g_vars, rng, lazy_r1):
+        def critic_update(carry, i, real, labels, g_vars, rng, lazy_r1, level):
             d_vars, d_opt_state = carry
             k_z, k_gp = jax.random.split(jax.random.fold_in(rng, i))  # a fresh key for every critic update
             z = draw(jax.random.normal, k_z, (real.shape[0], m.latent_dim))
-            fake = lax.stop_gradient(g_apply(g_vars["params"], g_vars, z, labels, jax.random.fold_in(k_z, 1))[0])
+            fake = lax.stop_gradient(g_apply(g_vars["params"], g_vars, z, labels, jax.random.fold_in(k_z, 1),
+                                             level)[0])
 
             def loss_fn(dp):
                 real_logits, new_vars = d_apply(dp, d_vars, real, labels)
@@ -234,11 +262,15 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
         def step(state: TrainState, batch: dict, rng: jax.Array):
             rng = step_rng(rng, state.step, None)  # shared by the devices: see draw
             real = to_model(batch[data_key])
+            level = None
+            if progressive:  # the real images at the resolution the generator has grown to
+                level = progressive_level(state.step, m.progressive_steps, num_resolutions)
+                real = blur_to_level(real, level, num_resolutions)
             labels = jnp.asarray(batch["label"], jnp.int32) if num_classes else None
             g_vars = state.params["generator"]
             lazy_r1 = state.step % m.r1_every == 0
             (d_vars, d_opt_state), d_metrics = lax.scan(
-                lambda carry, i: critic_update(carry, i, real, labels, g_vars, rng, lazy_r1),
+                lambda carry, i: critic_update(carry, i, real, labels, g_vars, rng, lazy_r1, level),
                 (state.params["discriminator"], state.opt_state["discriminator"]), jnp.arange(m.n_critic), unroll=True)
             d_metrics = jax.tree.map(lambda v: v[-1], d_metrics)
 
@@ -246,7 +278,7 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
             z = draw(jax.random.normal, k_g, (real.shape[0], m.latent_dim))
 
             def g_loss_fn(gp):
-                fake, new_vars = g_apply(gp, g_vars, z, labels, jax.random.fold_in(k_g, 1))
+                fake, new_vars = g_apply(gp, g_vars, z, labels, jax.random.fold_in(k_g, 1), level)
                 logits, _ = d_apply(d_vars["params"], d_vars, fake, labels, update_stats=False)
                 loss = jnp.mean(generator_loss(logits, kind=m.loss))
                 return loss, (new_vars, loss)
@@ -263,6 +295,8 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
             params = {"generator": new_g, "discriminator": d_vars}
             metrics = dict(d_metrics, g_loss=g_loss, g_grad_norm=optax.tree.norm(g_grads),
                            param_norm=optax.tree.norm({p: params[p]["params"] for p in params}))
+            if progressive:
+                metrics["level"] = level
             return state.replace(step=state.step + 1, params=params, ema_params=ema,
                                  opt_state={"generator": g_opt_state, "discriminator": d_opt_state}), metrics
 

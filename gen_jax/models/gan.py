@@ -66,20 +66,57 @@ class MLPGenerator(nn.Module):
         return nn.Dense(self.out_dim)(h)
 
 
+def resolution_weights(level, num_resolutions: int) -> jax.Array:
+    """Progressive growing's blend: the weight of each resolution ``i`` (0 = the lowest) at ``level`` in
+    ``[0, num_resolutions - 1]``, ``max(0, 1 - |level - i|)``: one resolution at an integer level, two faded
+    linearly in between (Karras et al. 2018's alpha is ``level``'s fractional part)."""
+    i = jnp.arange(num_resolutions, dtype=jnp.float32)
+    return jnp.maximum(0.0, 1.0 - jnp.abs(jnp.asarray(level, jnp.float32) - i))
+
+
+def nearest_upsample(x: jax.Array, factor: int) -> jax.Array:
+    """``(B, H, W, C) -> (B, factor H, factor W, C)`` by repetition, as a broadcast (no slow gradient)."""
+    if factor == 1:
+        return x
+    b, h, w, c = x.shape
+    return jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, factor, w, factor, c)).reshape(
+        b, h * factor, w * factor, c)
+
+
+def blur_to_level(x: jax.Array, level, num_resolutions: int) -> jax.Array:
+    """Images ``(B, H, W, C)`` as a progressively grown generator at ``level`` draws them: each resolution
+    ``H / 2^(n-1-i)`` (2x2 average pooling, repeated back up to ``H``) weighted by :func:`resolution_weights`.
+    How the real images meet the discriminator while the generator grows (it stays at full resolution)."""
+    weights = resolution_weights(level, num_resolutions)
+    b, h, w, c = x.shape
+    out = weights[-1] * x
+    for i in range(num_resolutions - 1):
+        f = 2 ** (num_resolutions - 1 - i)
+        low = x.reshape(b, h // f, f, w // f, f, c).mean(axis=(2, 4))
+        out = out + weights[i] * nearest_upsample(low, f)
+    return out
+
+
 class DCGANGenerator(nn.Module):
     """``z`` -> a dense layer to an ``(H / 2^n, W / 2^n, channels[0])`` map -> ``n = len(channels)`` 4x4
     stride-2 transposed convolutions (maps ``channels[1:]``, then the image's channels) -> tanh: images in
-    [-1, 1]. Batch norm (``batch_norm``) and ReLU after every layer but the last."""
+    [-1, 1]. Batch norm (``batch_norm``) and ReLU after every layer but the last.
+
+    ``progressive`` (Karras et al. 2018, at fixed shapes): every resolution below the last has its own "to
+    image" layer (a 1x1 convolution and tanh); called with ``level`` in ``[0, n]`` the output is those images,
+    repeated up to full size, blended by :func:`resolution_weights` (``level = n``, the default, is the full
+    network alone). All layers always run, so one compiled step serves every level."""
 
     image_shape: Sequence[int]
     channels: Sequence[int] = (128, 64)
     batch_norm: bool = True
     num_classes: int = 0
     conv: str = "col2im"  # col2im | flax (nn.ConvTranspose: same function and parameters, slow on CPU)
+    progressive: bool = False
     axis_name: str | None = None
 
     @nn.compact
-    def __call__(self, z: jax.Array, labels=None, train: bool = False) -> jax.Array:
+    def __call__(self, z: jax.Array, labels=None, train: bool = False, level=None) -> jax.Array:
         h_img, w_img, c_img = self.image_shape
         n = len(self.channels)
         if h_img % 2 ** n or w_img % 2 ** n:
@@ -98,9 +135,21 @@ class DCGANGenerator(nn.Module):
         h = nn.Dense(h_img // 2 ** n * w_img // 2 ** n * self.channels[0], use_bias=bias)(
             _with_label(z, labels, self.num_classes))
         h = norm_relu(h.reshape(z.shape[0], h_img // 2 ** n, w_img // 2 ** n, self.channels[0]))
+        lower = []  # progressive: the image at every resolution below the last
         for c in self.channels[1:]:
+            if self.progressive:
+                lower.append(jnp.tanh(nn.Dense(c_img, name=f"to_image_{len(lower)}")(h)))
             h = norm_relu(up(c, (4, 4), (2, 2), padding="SAME", use_bias=bias)(h))
-        return jnp.tanh(up(c_img, (4, 4), (2, 2), padding="SAME")(h))
+        if self.progressive:
+            lower.append(jnp.tanh(nn.Dense(c_img, name=f"to_image_{len(lower)}")(h)))
+        out = jnp.tanh(up(c_img, (4, 4), (2, 2), padding="SAME")(h))
+        if not self.progressive or level is None:
+            return out
+        weights = resolution_weights(level, n + 1)
+        blended = weights[-1] * out
+        for i, image in enumerate(lower):
+            blended = blended + weights[i] * nearest_upsample(image, 2 ** (n - i))
+        return blended
 
 
 class Discriminator(nn.Module):
