@@ -47,6 +47,7 @@ def get_config(variant: str = ""):
         c.model.sample_steps = 3
         c.model.likelihood_samples = 2
         c.train.ema_decay = 0.0
+        c.train.cpu_ynn_fusion = True  # a compile-bound test: XLA compiles the tiny U-Net faster with them
         smoke_train_settings(c, steps=4, batch_size=16)
         c.eval.num_examples = 50
     elif variant:
