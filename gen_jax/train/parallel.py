@@ -91,7 +91,7 @@ def guard_nonfinite(step: Callable) -> Callable:
 
 def cpu_compiler_options(ynn_fusion: bool = True) -> dict:
     """Per-program XLA options for ``train.cpu_ynn_fusion``: ``False`` turns XLA:CPU's YNNPACK fusions off for
-    this program only (the U-Net's step is 1.3x faster without them here, BENCHMARKS "The U-Net's training step
+    this program only (the U-Net's step is 1.4x faster without them here, BENCHMARKS "The U-Net's training step
     against PyTorch"); nothing on other backends, or when ``True``."""
     if ynn_fusion or jax.default_backend() != "cpu":
         return {}
