@@ -31,6 +31,7 @@ import jax.numpy as jnp
 
 from gen_jax.nn.conv import Col2ImConvTranspose, PatchConv, SpaceToDepthConv
 from gen_jax.nn.minibatch import MinibatchDiscrimination, minibatch_stddev, pack
+from gen_jax.nn.resample import average_pool, nearest_upsample
 
 NORMS = ("none", "batch", "layer")
 MINIBATCH_FEATURES = ("none", "discrimination", "stddev")
@@ -74,26 +75,15 @@ def resolution_weights(level, num_resolutions: int) -> jax.Array:
     return jnp.maximum(0.0, 1.0 - jnp.abs(jnp.asarray(level, jnp.float32) - i))
 
 
-def nearest_upsample(x: jax.Array, factor: int) -> jax.Array:
-    """``(B, H, W, C) -> (B, factor H, factor W, C)`` by repetition, as a broadcast (no slow gradient)."""
-    if factor == 1:
-        return x
-    b, h, w, c = x.shape
-    return jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, factor, w, factor, c)).reshape(
-        b, h * factor, w * factor, c)
-
-
 def blur_to_level(x: jax.Array, level, num_resolutions: int) -> jax.Array:
     """Images ``(B, H, W, C)`` as a progressively grown generator at ``level`` draws them: each resolution
     ``H / 2^(n-1-i)`` (2x2 average pooling, repeated back up to ``H``) weighted by :func:`resolution_weights`.
     How the real images meet the discriminator while the generator grows (it stays at full resolution)."""
     weights = resolution_weights(level, num_resolutions)
-    b, h, w, c = x.shape
     out = weights[-1] * x
     for i in range(num_resolutions - 1):
         f = 2 ** (num_resolutions - 1 - i)
-        low = x.reshape(b, h // f, f, w // f, f, c).mean(axis=(2, 4))
-        out = out + weights[i] * nearest_upsample(low, f)
+        out = out + weights[i] * nearest_upsample(average_pool(x, f), f)
     return out
 
 
@@ -136,12 +126,11 @@ class DCGANGenerator(nn.Module):
             _with_label(z, labels, self.num_classes))
         h = norm_relu(h.reshape(z.shape[0], h_img // 2 ** n, w_img // 2 ** n, self.channels[0]))
         lower = []  # progressive: the image at every resolution below the last
-        for c in self.channels[1:]:
+        for i, c in enumerate((*self.channels[1:], None)):
             if self.progressive:
-                lower.append(jnp.tanh(nn.Dense(c_img, name=f"to_image_{len(lower)}")(h)))
-            h = norm_relu(up(c, (4, 4), (2, 2), padding="SAME", use_bias=bias)(h))
-        if self.progressive:
-            lower.append(jnp.tanh(nn.Dense(c_img, name=f"to_image_{len(lower)}")(h)))
+                lower.append(jnp.tanh(nn.Dense(c_img, name=f"to_image_{i}")(h)))
+            if c is not None:
+                h = norm_relu(up(c, (4, 4), (2, 2), padding="SAME", use_bias=bias)(h))
         out = jnp.tanh(up(c_img, (4, 4), (2, 2), padding="SAME")(h))
         if not self.progressive or level is None:
             return out
@@ -348,8 +337,7 @@ class SynthesisNetwork(nn.Module):
 
         for i, c in enumerate(self.channels):
             if i:
-                x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-                x = conv3(c)(x)
+                x = conv3(c)(nearest_upsample(x, 2))
             x = style_layer(x, 2 * i)
             x = conv3(c)(x)
             x = style_layer(x, 2 * i + 1)
