@@ -148,7 +148,7 @@ def jax_step(conv: str, channels, batch: int, size: int, ynn_fusion: bool = True
         updates, opt_state = opt.update(grads, opt_state)
         return optax.apply_updates(params, updates), opt_state
 
-    step = jax.jit(step, donate_argnums=(0, 1), compiler_options=cpu_compiler_options(ynn_fusion) or None)
+    step = jax.jit(step, donate_argnums=(0, 1), compiler_options=cpu_compiler_options(ynn_fusion))
     state = [params, opt.init(params)]
     for i in range(2):
         state = list(step(*state, jax.random.key(i)))

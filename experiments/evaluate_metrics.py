@@ -37,7 +37,8 @@ from absl import app, flags, logging
 from gen_jax.data import ImageDataset, VectorDataset, load_image_dataset, requantize
 from gen_jax.eval import per_example_log_likelihood
 from gen_jax.eval import (MASKS, classify_channels, detection_report, inpainting_score, load_feature_network,
-                          make_mask, masked_errors, mode_coverage, sample_quality, stacked_modes, two_sample_report)
+                          make_mask, masked_errors, mode_coverage, mode_numbers, sample_quality, stacked_modes,
+                          two_sample_report)
 from gen_jax.train import CHECKPOINT_CHOICES, resolve_checkpoint, restore_run
 from gen_jax.train.config import parse_key_values
 from gen_jax.train.loop import load_data
@@ -203,13 +204,12 @@ def modes(config, family, params, test):
     n = min(_NUM_SAMPLES.value, len(train))
     digits = classify_channels(net.logits, train.image[:n].astype(np.float32) / (train.num_levels - 1))
     floor = stacked_modes(digits)
-    read = digits @ np.array([100, 10, 1])
     return {"modes_hit": generated["modes_hit"], "kl_to_uniform": generated["kl_to_uniform"],
             "largest_mode_fraction": max(generated["counts"]) / _NUM_SAMPLES.value,
             "num_samples": _NUM_SAMPLES.value,
             "floor": {"images": f"the first {n} of stacked_mnist/train", "modes_hit": floor["modes_hit"],
                       "kl_to_uniform": floor["kl_to_uniform"],
-                      "reading_accuracy": float((read == train.label[:n]).mean())},
+                      "reading_accuracy": float((mode_numbers(digits) == train.label[:n]).mean())},
             **net.describe(), "samples": f"sample of {config.model.family} with options {_sample_options()}, "
                                          f"seed {_SEED.value}"}
 

@@ -33,15 +33,19 @@ def kl_to_uniform(counts) -> float:
     return float(np.sum(q * np.log(q * len(counts))))
 
 
-def stacked_modes(channel_digits: np.ndarray, num_digits: int = 10) -> dict:
-    """Modes of Stacked MNIST images from the digit read in each channel, ``channel_digits (N, C)``: the mode
-    of an image is its digits as a base-``num_digits`` number (``100 d_0 + 10 d_1 + d_2``). Returns
-    ``modes_hit`` (modes with at least one image), ``num_modes`` (``num_digits ** C``), ``kl_to_uniform`` and
-    ``counts`` (images per mode, a list)."""
+def mode_numbers(channel_digits: np.ndarray, num_digits: int = 10) -> np.ndarray:
+    """The mode of each Stacked MNIST image from the digit read in each channel, ``channel_digits (N, C)``: its
+    digits as a base-``num_digits`` number (``100 d_0 + 10 d_1 + d_2``, the dataset's label)."""
     channel_digits = np.asarray(channel_digits, np.int64)
-    n, c = channel_digits.shape
-    mode = channel_digits @ (num_digits ** np.arange(c - 1, -1, -1))
-    counts = np.bincount(mode, minlength=num_digits ** c)
+    return channel_digits @ (num_digits ** np.arange(channel_digits.shape[1] - 1, -1, -1))
+
+
+def stacked_modes(channel_digits: np.ndarray, num_digits: int = 10) -> dict:
+    """Modes of Stacked MNIST images from the digit read in each channel, ``channel_digits (N, C)`` (each image's
+    mode: :func:`mode_numbers`). Returns ``modes_hit`` (modes with at least one image), ``num_modes``
+    (``num_digits ** C``), ``kl_to_uniform`` and ``counts`` (images per mode, a list)."""
+    c = np.shape(channel_digits)[1]
+    counts = np.bincount(mode_numbers(channel_digits, num_digits), minlength=num_digits ** c)
     return {"modes_hit": int((counts > 0).sum()), "num_modes": num_digits ** c,
             "kl_to_uniform": kl_to_uniform(counts), "counts": counts.tolist()}
 

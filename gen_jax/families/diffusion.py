@@ -232,7 +232,7 @@ def _build_images(config: ml_collections.ConfigDict, data: ImageDataset) -> Fami
     t_decoder = max(path.t_min, float(jnp.interp(0.5 / k, path.sigma(fine) / path.alpha(fine), fine)))
 
     # the U-Net's programs without XLA:CPU's YNNPACK fusions where the config says so (train.cpu_ynn_fusion)
-    jit = functools.partial(jax.jit, compiler_options=cpu_compiler_options(config.train.cpu_ynn_fusion) or None)
+    jit = functools.partial(jax.jit, compiler_options=cpu_compiler_options(config.train.cpu_ynn_fusion))
     to_model = functools.partial(to_bin_centres, num_levels=k)
     to_levels = functools.partial(from_bin_centres, num_levels=k)
 

@@ -89,12 +89,12 @@ def guard_nonfinite(step: Callable) -> Callable:
     return guarded
 
 
-def cpu_compiler_options(ynn_fusion: bool = True) -> dict:
+def cpu_compiler_options(ynn_fusion: bool = True) -> dict | None:
     """Per-program XLA options for ``train.cpu_ynn_fusion``: ``False`` turns XLA:CPU's YNNPACK fusions off for
     this program only (the U-Net's step is 1.4x faster without them here, BENCHMARKS "The U-Net's training step
-    against PyTorch"); nothing on other backends, or when ``True``."""
+    against PyTorch"); ``None`` (no options: ``jax.jit``'s default) on other backends, or when ``True``."""
     if ynn_fusion or jax.default_backend() != "cpu":
-        return {}
+        return None
     return {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
@@ -111,10 +111,9 @@ def compile_step(step: Callable, num_devices: int, *, guard: bool = False, paral
     """
     check_parallelism(parallelism)
     fn = guard_nonfinite(step) if guard else step
-    options = dict(compiler_options or {})
     if num_devices == 1:
-        return jax.jit(fn, donate_argnums=(0,), compiler_options=options or None)
-    return _bounded_queue(_multi_device(fn, num_devices, guard, parallelism, options))
+        return jax.jit(fn, donate_argnums=(0,), compiler_options=compiler_options)
+    return _bounded_queue(_multi_device(fn, num_devices, guard, parallelism, compiler_options))
 
 
 def _bounded_queue(compiled: Callable) -> Callable:
@@ -132,7 +131,8 @@ def _bounded_queue(compiled: Callable) -> Callable:
     return call
 
 
-def _multi_device(fn: Callable, num_devices: int, guard: bool, parallelism: str, options: dict) -> Callable:
+def _multi_device(fn: Callable, num_devices: int, guard: bool, parallelism: str,
+                  options: dict | None) -> Callable:
     if parallelism == "sharded":
         def per_device(state, batch, rng, *rest):
             # this device's block of the (devices, per-device batch, ...) layout
@@ -143,7 +143,7 @@ def _multi_device(fn: Callable, num_devices: int, guard: bool, parallelism: str,
         # all_gather rule); the loop checks the state's copies at every checkpoint as it does under pmap.
         mesh = data_mesh(num_devices)
         mapped = jax.shard_map(per_device, mesh=mesh, in_specs=in_specs, out_specs=P(), check_vma=False)
-        compiled = jax.jit(mapped, donate_argnums=(0,), compiler_options=options or None)
+        compiled = jax.jit(mapped, donate_argnums=(0,), compiler_options=options)
         return compiled if jax.process_count() == 1 else _from_process_local(compiled, mesh)
     devices = jax.local_devices()[:num_devices]
     in_axes = (0, 0, None, 0) if guard else (0, 0, None)
