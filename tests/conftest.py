@@ -28,6 +28,13 @@ if "GEN_JAX_TEST_XLA_CACHE" not in os.environ:
     _OWNS_XLA_CACHE = True
 else:
     _OWNS_XLA_CACHE = False
+# likewise one cache of derived data (prepared MNIST, feature networks, the land raster) for all workers: the
+# first to need an entry builds it under a lock (gen_jax.data.cache.locked), the others wait and read it
+if "GEN_JAX_TEST_CACHE" not in os.environ:
+    os.environ["GEN_JAX_TEST_CACHE"] = tempfile.mkdtemp(prefix="gen_jax_data_cache_")
+    _OWNS_DATA_CACHE = True
+else:
+    _OWNS_DATA_CACHE = False
 os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["GEN_JAX_TEST_XLA_CACHE"]
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
@@ -39,8 +46,11 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def pytest_unconfigure(config):
-    if _OWNS_XLA_CACHE and not hasattr(config, "workerinput"):
-        shutil.rmtree(os.environ["GEN_JAX_TEST_XLA_CACHE"], ignore_errors=True)
+    if hasattr(config, "workerinput"):
+        return
+    for owned, name in ((_OWNS_XLA_CACHE, "GEN_JAX_TEST_XLA_CACHE"), (_OWNS_DATA_CACHE, "GEN_JAX_TEST_CACHE")):
+        if owned:
+            shutil.rmtree(os.environ[name], ignore_errors=True)
 
 
 def smoke(name: str = "vae_digits", **overrides):
@@ -91,7 +101,7 @@ def perturb(params, scale: float, seed: int = 0):
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Derived data (prepared TFDS, land raster) goes to one cache shared by the session's tests."""
-    monkeypatch.setenv("GEN_JAX_CACHE", os.environ.get("GEN_JAX_TEST_CACHE",
-                                                       str(tmp_path_factory.getbasetemp() / "cache")))
+def _isolated_cache(monkeypatch):
+    """Derived data (prepared TFDS, land raster, feature networks) goes to one cache shared by the session's
+    tests and workers, never the user's."""
+    monkeypatch.setenv("GEN_JAX_CACHE", os.environ["GEN_JAX_TEST_CACHE"])

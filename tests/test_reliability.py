@@ -249,3 +249,31 @@ def test_a_multi_device_step_dispatched_without_waiting_does_not_deadlock_host_d
     proc = subprocess.run([sys.executable, "-c", _DEEP_QUEUE, "16", "300"], cwd=CONFIGS.parent,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and "finite True" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_cache_entries_are_built_under_a_lock_and_written_by_rename(tmp_path):
+    """Two builders of one entry take turns (the second sees the first's result and builds nothing); a written
+    file appears whole, with no temporary left beside it."""
+    import threading
+    import time
+
+    from gen_jax.data.cache import locked, savez_atomically, write_atomically
+
+    entry, builds = tmp_path / "c" / "entry.npz", []
+
+    def build(name):
+        with locked(entry):  # each thread opens the lock file itself: flock excludes it like another process
+            if not entry.exists():
+                builds.append(name)
+                time.sleep(0.3)
+                savez_atomically(entry, x=np.arange(3))
+
+    threads = [threading.Thread(target=build, args=(n,)) for n in "ab"]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join()
+    assert len(builds) == 1 and np.load(entry)["x"].tolist() == [0, 1, 2]
+    write_atomically(tmp_path / "c" / "meta.json", "{}")
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["entry.npz", "entry.npz.lock", "meta.json"]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gen_jax.data.cache import cache_dir
+from gen_jax.data.cache import cache_dir, locked, savez_atomically
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -108,15 +108,15 @@ def _tfds_image_dataset(name: str, split: str, manual_dir: Path, tfds_dir: Path 
     source = hashlib.sha256(str(Path(manual_dir).resolve()).encode()).hexdigest()[:12]
     cached = tfds_dir / f"{name}_{split}_{source}.npz"
     if not cached.exists():
-        import tensorflow_datasets as tfds
+        with locked(cached):  # processes sharing the cache prepare it once, one at a time
+            if not cached.exists():
+                import tensorflow_datasets as tfds
 
-        builder = tfds.builder(name, data_dir=str(tfds_dir))
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-        ds = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
-        tmp = cached.with_suffix(".tmp.npz")
-        np.savez(tmp, image=ds["image"].astype(np.uint8), label=ds["label"].astype(np.int32))
-        os.replace(tmp, cached)
+                builder = tfds.builder(name, data_dir=str(tfds_dir))
+                builder.download_and_prepare(
+                    download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+                ds = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+                savez_atomically(cached, image=ds["image"].astype(np.uint8), label=ds["label"].astype(np.int32))
     try:
         with np.load(cached) as arrays:
             image, label = arrays["image"], arrays["label"]

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from scipy.special import logsumexp
 
-from gen_jax.data.cache import cache_dir
+from gen_jax.data.cache import cache_dir, locked, savez_atomically
 
 # Resolution of the rasterised land mask used by world_land, in degrees: 0.25 deg -> 720 x 1440 cells.
 WORLD_LAND_RESOLUTION = 0.25
@@ -132,21 +131,21 @@ def _land_cells(resolution: float) -> np.ndarray:
     path = cache_dir() / f"world_land_{resolution:g}deg.npz"
     if path.exists():
         return np.load(path)["land"]
-    import global_land_mask  # the data ships inside the wheel
+    with locked(path):  # processes sharing the cache build it once
+        if path.exists():
+            return np.load(path)["land"]
+        import global_land_mask  # the data ships inside the wheel
 
-    src = Path(global_land_mask.__file__).parent / "globe_combined_mask_compressed.npz"
-    ocean = np.load(src)["mask"]  # (21600, 43200), True = ocean, row 0 = 90N, column 0 = 180W
-    block = int(round(resolution * 120))
-    rows, cols = ocean.shape[0] // block, ocean.shape[1] // block
-    land_count = np.zeros((rows, cols), np.int32)
-    for r in range(rows):  # row by row: the full mask as integers would need ~8 GB
-        chunk = ~ocean[r * block:(r + 1) * block]
-        land_count[r] = chunk.reshape(block, cols, block).sum(axis=(0, 2))
-    land = land_count * 2 > block * block
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, land=land)
-    os.replace(tmp, path)
+        src = Path(global_land_mask.__file__).parent / "globe_combined_mask_compressed.npz"
+        ocean = np.load(src)["mask"]  # (21600, 43200), True = ocean, row 0 = 90N, column 0 = 180W
+        block = int(round(resolution * 120))
+        rows, cols = ocean.shape[0] // block, ocean.shape[1] // block
+        land_count = np.zeros((rows, cols), np.int32)
+        for r in range(rows):  # row by row: the full mask as integers would need ~8 GB
+            chunk = ~ocean[r * block:(r + 1) * block]
+            land_count[r] = chunk.reshape(block, cols, block).sum(axis=(0, 2))
+        land = land_count * 2 > block * block
+        savez_atomically(path, compressed=True, land=land)
     return land
 
 

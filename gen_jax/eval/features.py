@@ -24,7 +24,7 @@ import numpy as np
 import optax
 from flax import serialization
 
-from gen_jax.data.cache import cache_dir
+from gen_jax.data.cache import cache_dir, locked, savez_atomically, write_atomically
 from gen_jax.data.images import ImageDataset, load_image_dataset
 from gen_jax.eval.frechet import frechet_distance, gaussian_statistics, kernel_distance
 from gen_jax.eval.precision_recall import precision_recall
@@ -108,7 +108,7 @@ class FeatureNetwork:
                 return cached["features"]
         feats = self.features(_unit(data)[:n])
         if self.directory.is_dir():
-            np.savez(path, features=feats, identity=self.identity)
+            savez_atomically(path, features=feats, identity=self.identity)
         return feats
 
 
@@ -157,7 +157,10 @@ def load_feature_network(dataset: str, *, steps: int = 2000, directory: str | Pa
     directory = Path(directory) if directory else cache_dir() / "feature_nets" / f"{dataset}_{steps}"
     params_path, meta_path = directory / "params.msgpack", directory / "meta.json"
     model = FeatureClassifier()
-    if params_path.exists() and meta_path.exists():
+
+    def read_cached():
+        if not (params_path.exists() and meta_path.exists()):  # meta.json is written last
+            return None
         meta = json.loads(meta_path.read_text())
         template = model.init(jax.random.key(0), jnp.zeros((1, *meta["image_shape"]), jnp.float32))
         params = serialization.from_bytes(template, params_path.read_bytes())
@@ -166,15 +169,19 @@ def load_feature_network(dataset: str, *, steps: int = 2000, directory: str | Pa
             raise ValueError(f"feature network in {directory} has hash {identity}, its meta.json says "
                              f"{meta['identity']}: the cache is corrupt; delete the folder to retrain")
         return FeatureNetwork(dataset, params, meta["test_accuracy"], meta["train_steps"], identity, directory)
-    params, accuracy = train_feature_network(dataset, steps=steps, data_dir=data_dir, tfds_dir=tfds_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    image_shape = list(load_image_dataset(dataset, "test", data_dir=data_dir, tfds_dir=tfds_dir).image_shape)
-    identity = params_hash(params)
-    tmp = params_path.with_suffix(".tmp")
-    tmp.write_bytes(serialization.to_bytes(params))
-    tmp.rename(params_path)
-    meta_path.write_text(json.dumps({"dataset": dataset, "identity": identity, "test_accuracy": accuracy,
-                                     "train_steps": steps, "image_shape": image_shape}, indent=2))
+
+    if (net := read_cached()) is not None:
+        return net
+    with locked(directory):  # processes sharing the cache train it once; the others read it
+        if (net := read_cached()) is not None:
+            return net
+        params, accuracy = train_feature_network(dataset, steps=steps, data_dir=data_dir, tfds_dir=tfds_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        image_shape = list(load_image_dataset(dataset, "test", data_dir=data_dir, tfds_dir=tfds_dir).image_shape)
+        identity = params_hash(params)
+        write_atomically(params_path, serialization.to_bytes(params))
+        write_atomically(meta_path, json.dumps({"dataset": dataset, "identity": identity, "test_accuracy": accuracy,
+                                                "train_steps": steps, "image_shape": image_shape}, indent=2))
     return FeatureNetwork(dataset, params, accuracy, steps, identity, directory)
 
 
