@@ -34,10 +34,14 @@ def locked(path: str | Path):
 
 
 def write_atomically(path: str | Path, data: bytes | str) -> None:
-    """Writes ``data`` to a temporary file beside ``path``, then renames it over ``path``."""
+    """Writes ``data`` (text or bytes) to a temporary file beside ``path``, flushes it to disk and renames it
+    over ``path``: readers see the old content or the new, never a torn file."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    (tmp.write_text if isinstance(data, str) else tmp.write_bytes)(data)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w" if isinstance(data, str) else "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

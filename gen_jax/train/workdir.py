@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from gen_jax.data.cache import write_atomically as write_text_atomic  # noqa: F401 (the workdir's writer)
+
 LOCK_NAME = ".lock"
 
 
@@ -44,18 +46,6 @@ class WorkdirLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Writes ``text`` to a temporary file beside ``path``, flushes it to disk and renames it over ``path``:
-    readers see the old content or the new, never a torn file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def keep_file_name(path: Path) -> Path:
