@@ -5,7 +5,8 @@
 * ``quality``: FD, KID and precision/recall of ``--num_samples`` model samples against the reference split in
   the feature space of gen_jax's own classifier for ``--feature_dataset`` (default: the run's dataset; trained
   once and cached), with the classifier's hash and test accuracy and the noise floor (as many real train
-  images against the same reference).
+  images against the same reference). ``--sample_source=buffer`` scores an energy-based run's persistent
+  chains (its checkpoint's replay buffer) instead of new samples, into ``metrics_quality_buffer.json``.
 * ``detection``: AUROC/AUPRC of ``-log p`` and of the typicality score, the run's test split against each
   ``--ood`` dataset's test split (requantized to the run's level count).
 * ``inpainting``: MSE/PSNR on the missing pixels of each mask in ``gen_jax.eval.MASKS``, beside the
@@ -36,6 +37,7 @@ from absl import app, flags, logging
 
 from gen_jax.data import ImageDataset, VectorDataset, load_image_dataset, requantize
 from gen_jax.eval import per_example_log_likelihood
+from gen_jax.families.ebm import buffer_images
 from gen_jax.eval import (MASKS, classify_channels, detection_report, inpainting_score, load_feature_network,
                           make_mask, masked_errors, mode_coverage, mode_numbers, sample_quality, stacked_modes,
                           two_sample_report)
@@ -63,6 +65,10 @@ _SAMPLE_OPTIONS = flags.DEFINE_list("sample_option", [], "key=value options of t
 _NUM_EXAMPLES = flags.DEFINE_integer("num_examples", 2000, "Test examples for detection and inpainting "
                                      "(0 = all).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of samples and imputations.")
+_SAMPLE_SOURCE = flags.DEFINE_enum("sample_source", "sample", ["sample", "buffer"],
+                                   "Where the quality metrics' images come from: the family's sample capability, or "
+                                   "(energy-based runs with persistent chains) the checkpoint's replay buffer, its "
+                                   "first --num_samples chains.")
 flags.mark_flags_as_required(["workdir"])
 
 DEFAULT_OOD = {"mnist": ["fashion_mnist"], "binarized_mnist": ["fashion_mnist"], "fashion_mnist": ["mnist"]}
@@ -82,8 +88,14 @@ def _sample_options() -> dict:
     return parse_key_values(_SAMPLE_OPTIONS.value)
 
 
-def _samples(family, params) -> np.ndarray:
-    """``--num_samples`` images in [0, 1] from the family's ``sample`` (``--seed``, ``--sample_option``)."""
+def _samples(family, params, aux=None) -> np.ndarray:
+    """``--num_samples`` images in [0, 1] from the family's ``sample`` (``--seed``, ``--sample_option``), or with
+    ``--sample_source=buffer`` the first chains of the run's replay buffer (``aux``), read as levels."""
+    if _SAMPLE_SOURCE.value == "buffer":
+        try:
+            return buffer_images(aux, _NUM_SAMPLES.value, num_levels=family.num_levels)
+        except ValueError as e:
+            raise app.UsageError(f"--sample_source=buffer: {e}") from None
     key = jax.random.key(_SEED.value)
     sample, options = family.require("sample"), _sample_options()
     samples = np.concatenate([np.asarray(sample(params, jax.random.fold_in(key, i), 1000, **options), np.float32)
@@ -96,14 +108,15 @@ def _feature_network(config, name):
                                 tfds_dir=config.data.tfds_dir or None)
 
 
-def quality(config, family, params, test):
+def quality(config, family, params, test, aux=None):
     name = _FEATURE_DATASET.value or ("mnist" if test.name == "binarized_mnist" else test.name)
     net = _feature_network(config, name)
-    samples = _samples(family, params)
+    samples = _samples(family, params, aux)
     options = _sample_options()
     reference = _load(config, test.name, _REFERENCE.value)
     res = sample_quality(net, samples, reference, floor=_load(config, test.name, "train"))
-    res["samples"] = f"sample of {config.model.family} with options {options}, seed {_SEED.value}"
+    res["samples"] = (f"the first {len(samples)} chains of the replay buffer" if _SAMPLE_SOURCE.value == "buffer"
+                      else f"sample of {config.model.family} with options {options}, seed {_SEED.value}")
     return res
 
 
@@ -238,9 +251,11 @@ def main(argv):
         names = [n for n in names if needs[n] in family.capabilities]
     for metric in names:
         t0 = time.time()
-        res = METRICS[metric](config, family, params, test)
+        res = (quality(config, family, params, test, state.aux) if metric == "quality"
+               else METRICS[metric](config, family, params, test))
         res.update(checkpoint=which, step=int(state.step), seconds=round(time.time() - t0, 1))
-        path = Path(_WORKDIR.value) / f"metrics_{metric}.json"
+        suffix = "_buffer" if metric == "quality" and _SAMPLE_SOURCE.value == "buffer" else ""
+        path = Path(_WORKDIR.value) / f"metrics_{metric}{suffix}.json"
         write_text_atomic(path, json.dumps(res, indent=2))
         print(f"{path}:\n{json.dumps(res, indent=2)}")
 

@@ -5,11 +5,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 import gen_jax.train as gt
 from gen_jax.train.loop import load_data
 from gen_jax.eval.two_sample import median_bandwidth, mmd_rbf
+from gen_jax.data.conventions import to_bin_centres
 from gen_jax.families import build_family
+from gen_jax.families.ebm import buffer_images
 from gen_jax.losses import contrastive_divergence, energy_from_logits, joint_energy_loss, noise_contrastive_estimation
 from gen_jax.sampling import (annealed_importance_sampling, geometric_betas, hmc_sample, langevin_sample, log_mean_exp,
                               mala_sample, replay_draw, replay_update)
@@ -227,8 +230,18 @@ def test_image_ebms_sample_levels_impute_and_jem_classifies(tmp_path):
         assert np.isfinite(res["eval"]["nll"]) and res["eval"]["log_prob_kind"] == "estimate"
         if loss == "jem":
             assert 0.0 <= res["train"]["accuracy"] <= 1.0
-    family, params = gt.restore_run(tmp_path / "cd")[1:3]
-    params = params.eval_params
+    family, state = gt.restore_run(tmp_path / "cd")[1:3]
+    params = state.eval_params
+    # the persistent chains as images (what evaluate_metrics --sample_source=buffer scores): each pixel the level
+    # of its bin, the clipped box's ends at levels 0 and K - 1
+    images = buffer_images(state.aux, 5, num_levels=17)
+    buffer = np.asarray(state.aux["buffer"][:5])
+    assert images.shape == (5, 8, 8, 1) and np.array_equal(images * 16, np.round(images * 16))
+    np.testing.assert_allclose(np.asarray(to_bin_centres(np.round(images * 16), num_levels=17)), buffer, atol=1 / 17)
+    with pytest.raises(ValueError, match="holds 64 chains of shape \\(8, 8, 1\\): not 65 images"):
+        buffer_images(state.aux, 65, num_levels=17)
+    with pytest.raises(ValueError, match="no replay buffer"):
+        buffer_images(None, 5, num_levels=17)
     s = np.asarray(family.sample(params, jax.random.key(0), 6))
     assert s.shape == (6, 8, 8, 1) and s.dtype == np.int32 and s.min() >= 0 and s.max() <= 16
     assert not np.array_equal(s, np.asarray(family.sample(params, jax.random.key(1), 6)))

@@ -109,6 +109,18 @@ def _check_model(m):
             raise ValueError(f"{name} is out of range: {m[name.split('.')[1]]!r}")
 
 
+def buffer_images(aux, n: int, *, num_levels: int) -> np.ndarray:
+    """The first ``n`` persistent chains of an image run's replay buffer (``state.aux``) as images in ``[0, 1]``:
+    each pixel the level whose bin holds it, over ``num_levels - 1``: what the quality metrics score beside
+    short-run samples."""
+    if not aux or "buffer" not in aux:
+        raise ValueError("the run has no replay buffer (an energy-based model with model.buffer_size > 0)")
+    buffer = np.asarray(aux["buffer"])
+    if buffer.ndim != 4 or len(buffer) < n:
+        raise ValueError(f"the replay buffer holds {len(buffer)} chains of shape {buffer.shape[1:]}: not {n} images")
+    return np.asarray(from_bin_centres(buffer[:n], num_levels=num_levels), np.float32) / (num_levels - 1)
+
+
 def build(config: ml_collections.ConfigDict, data) -> Family:
     m = config.model
     _check_model(m)
