@@ -6,6 +6,7 @@ import math
 import jax
 import numpy as np
 import pytest
+import scipy.special
 import scipy.stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -193,6 +194,20 @@ def test_typicality_flags_too_likely_inputs():
     assert rep["typicality"]["auroc"] > 0.99
     with pytest.raises(ValueError, match="finite"):
         auroc([0.0, np.nan], [1.0])
+
+
+def test_jem_anomaly_scores_of_a_linear_classifier_in_closed_form():
+    """For logits W x + b: log p(x) = logsumexp, its gradient W^T softmax(W x + b), per example."""
+    from gen_jax.eval import classifier_anomaly_scores
+
+    rng = np.random.default_rng(0)
+    w, b, x = rng.normal(size=(3, 5)), rng.normal(size=3), rng.normal(size=(4, 5)).astype(np.float32)
+    scores = classifier_anomaly_scores(lambda v: v @ w.T.astype(np.float32) + b.astype(np.float32), x)
+    logits = x @ w.T + b
+    p = np.exp(logits - scipy.special.logsumexp(logits, -1, keepdims=True))
+    np.testing.assert_allclose(scores["energy"], -scipy.special.logsumexp(logits, -1), rtol=1e-5)
+    np.testing.assert_allclose(scores["max_softmax"], -p.max(-1), rtol=1e-5)
+    np.testing.assert_allclose(scores["grad_norm"], np.linalg.norm(p @ w, axis=-1), rtol=1e-4)
 
 
 # ---------------------------------------------------------------- inpainting

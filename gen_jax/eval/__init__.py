@@ -1,7 +1,7 @@
 """Evaluation: likelihoods and bits/dim, and the metrics every family reports (two-sample statistics, FD/KID
 and precision/recall in a learned feature space, mode coverage, OOD detection, inpainting)."""
 
-from gen_jax.eval.detection import auprc, auroc, detection_report, typicality_score
+from gen_jax.eval.detection import auprc, auroc, classifier_anomaly_scores, detection_report, typicality_score
 from gen_jax.eval.features import (FeatureClassifier, FeatureNetwork, load_feature_network, params_hash,
                                    sample_quality, train_feature_network)
 from gen_jax.eval.frechet import frechet_distance, gaussian_statistics, kernel_distance

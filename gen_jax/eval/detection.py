@@ -53,3 +53,27 @@ def detection_report(in_nll: np.ndarray, out_nll: np.ndarray, train_mean_nll: fl
             "typicality": {"auroc": auroc(t_in, t_out), "auprc": auprc(t_in, t_out)},
             "num_in": len(in_nll), "num_out": len(out_nll), "train_mean_nll": float(train_mean_nll),
             "mean_nll_in": float(np.mean(in_nll)), "mean_nll_out": float(np.mean(out_nll))}
+
+
+def classifier_anomaly_scores(logits_fn, x) -> dict:
+    """JEM's three anomaly scores of inputs ``x`` for a classifier read as an energy (Grathwohl et al. 2020,
+    Table 3), each higher = more anomalous:
+
+    * ``energy``: ``-logsumexp_y f(x)[y]`` = ``-log p(x)`` up to the constant ``log Z``;
+    * ``max_softmax``: ``-max_y p(y | x)`` (the classifier's confidence, Hendrycks & Gimpel 2017);
+    * ``grad_norm``: ``||d log p(x) / dx||`` per example (JEM's "approximate mass": in-distribution inputs sit
+      where the density is flat).
+
+    ``logits_fn`` maps a batch to ``(batch, classes)`` logits; returns arrays of shape ``(batch,)`` (jittable).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    def log_p(v):
+        logits = logits_fn(v)
+        return jax.nn.logsumexp(logits, -1), logits
+
+    lp, logits = log_p(x)
+    grad = jax.grad(lambda v: jnp.sum(log_p(v)[0]))(x)  # per example: examples do not interact
+    return {"energy": -lp, "max_softmax": -jnp.max(jax.nn.softmax(logits, -1), -1),
+            "grad_norm": jnp.sqrt(jnp.sum(grad.reshape(len(grad), -1) ** 2, -1))}
