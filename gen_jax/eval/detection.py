@@ -69,11 +69,12 @@ def classifier_anomaly_scores(logits_fn, x) -> dict:
     import jax
     import jax.numpy as jnp
 
-    def log_p(v):
+    def total_log_p(v):
         logits = logits_fn(v)
-        return jax.nn.logsumexp(logits, -1), logits
+        lp = jax.nn.logsumexp(logits, -1)
+        return jnp.sum(lp), (lp, logits)
 
-    lp, logits = log_p(x)
-    grad = jax.grad(lambda v: jnp.sum(log_p(v)[0]))(x)  # per example: examples do not interact
+    # one forward pass for the scores and the gradient (per example: examples do not interact)
+    (_, (lp, logits)), grad = jax.value_and_grad(total_log_p, has_aux=True)(x)
     return {"energy": -lp, "max_softmax": -jnp.max(jax.nn.softmax(logits, -1), -1),
             "grad_norm": jnp.sqrt(jnp.sum(grad.reshape(len(grad), -1) ** 2, -1))}
