@@ -62,6 +62,9 @@ _DETECTION_K = flags.DEFINE_integer("detection_k", 100, "Importance samples of a
                                     "(ignored by an exact log-likelihood).")
 _SAMPLE_OPTIONS = flags.DEFINE_list("sample_option", [], "key=value options of the family's sample, e.g. "
                                     "observation=mean for a VAE's decoder means instead of draws.")
+_IMPUTE_OPTIONS = flags.DEFINE_list("impute_option", [], "key=value options of the family's impute, e.g. "
+                                    "resample=10 for a diffusion run's RePaint rounds; the results go to "
+                                    "metrics_inpainting_<key><value>.json.")
 _NUM_EXAMPLES = flags.DEFINE_integer("num_examples", 2000, "Test examples for detection and inpainting "
                                      "(0 = all).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of samples and imputations.")
@@ -185,11 +188,14 @@ def inpainting(config, family, params, test):
     train = _load(config, test.name, "train")
     mean_image = train.image.astype(np.float32).mean(0) / (train.num_levels - 1)
     key = jax.random.key(_SEED.value)
-    out = {}
+    options = parse_key_values(_IMPUTE_OPTIONS.value)
+    out = {"impute_options": options}
     for i, m in enumerate(MASKS):
         mask = make_mask(m, test.image_shape, seed=_SEED.value)
-        out[m] = inpainting_score(lambda xb, mb, r: impute(params, xb, mb, r), x, mask,
+        t0 = time.time()
+        out[m] = inpainting_score(lambda xb, mb, r: impute(params, xb, mb, r, **options), x, mask,
                                   jax.random.fold_in(key, i))
+        out[m]["seconds"] = round(time.time() - t0, 1)
         # The model-free reference: fill with the mean training image.
         out[m]["baseline_train_mean_image"] = masked_errors(x, mask * x + (1 - mask) * mean_image, mask)
     return out
@@ -254,7 +260,9 @@ def main(argv):
         res = (quality(config, family, params, test, state.aux) if metric == "quality"
                else METRICS[metric](config, family, params, test))
         res.update(checkpoint=which, step=int(state.step), seconds=round(time.time() - t0, 1))
-        suffix = "_buffer" if metric == "quality" and _SAMPLE_SOURCE.value == "buffer" else ""
+        suffix = ("_buffer" if metric == "quality" and _SAMPLE_SOURCE.value == "buffer"
+                  else "".join(f"_{k}{v}" for k, v in sorted(parse_key_values(_IMPUTE_OPTIONS.value).items()))
+                  if metric == "inpainting" else "")
         path = Path(_WORKDIR.value) / f"metrics_{metric}{suffix}.json"
         write_text_atomic(path, json.dumps(res, indent=2))
         print(f"{path}:\n{json.dumps(res, indent=2)}")

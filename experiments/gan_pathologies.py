@@ -61,6 +61,8 @@ VARIANTS = {
     "wgan_gp": {"loss": "wasserstein", "gradient_penalty": 10.0, "n_critic": 5},
     "hinge": {"loss": "hinge"},
     "ns_r1": {"r1_gamma": 0.1},  # in standardised units
+    "ns_r1_g0.01": {"r1_gamma": 0.01},
+    "ns_r1_g1": {"r1_gamma": 1.0},
     "ns_mbd": {"minibatch": "discrimination"},
     "ns_mbstd": {"minibatch": "stddev"},
     "ns_pack2": {"pack": 2},

@@ -355,6 +355,11 @@ def test_image_diffusion_samples_levels_guides_imputes_and_names_its_estimators(
     filled = family.impute(params, x, mask, jax.random.key(2))
     np.testing.assert_allclose(filled[:, :, :4], x[:, :, :4], atol=1e-6)  # what is known stays
     assert not np.allclose(filled[:, :, 4:], x[:, :, 4:])
+    repainted = family.impute(params, x, mask, jax.random.key(2), resample=2, steps=3)  # RePaint, as an option
+    np.testing.assert_allclose(repainted[:, :, :4], x[:, :, :4], atol=1e-6)
+    assert not np.allclose(repainted, filled)
+    with pytest.raises(ValueError, match="resample >= 1"):
+        family.impute(params, x, mask, jax.random.key(2), resample=0)
     batch = {k: v[:4] for k, v in data.arrays().items()}
     assert family.log_prob.name() == "vlb2" and family.log_prob.name(estimator="pf_ode", num_steps=7) == "pf_ode7"
     pf = family.log_prob(params, batch, jax.random.key(3), estimator="pf_ode", num_steps=4)

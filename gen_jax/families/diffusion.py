@@ -321,17 +321,23 @@ def _build_images(config: ml_collections.ConfigDict, data: ImageDataset) -> Fami
                        estimator=lambda estimator, num_samples, num_steps:
                        f"vlb{num_samples}" if estimator == "vlb" else f"pf_ode{num_steps}")
 
-    @jit
-    def impute_jit(params, x01, mask, rng):
+    @functools.partial(jit, static_argnums=(4, 5))
+    def impute_jit(params, x01, mask, rng, resample, steps):
         x = to_model(jnp.round(x01 * (k - 1)))
-        filled = inpaint(denoiser(params), path, mask * x, mask, time_grid(path, m.sample_steps, "uniform"), rng,
-                         resample=m.impute_resample)
+        filled = inpaint(denoiser(params), path, mask * x, mask, time_grid(path, steps, "uniform"), rng,
+                         resample=resample)
         return jnp.clip(((filled + 1) * k - 1) / 2 / (k - 1), 0.0, 1.0)
 
-    def impute(params, x, mask, rng):
-        """Missing pixels (mask 0) of images in [0, 1] by DDPM steps with the known pixels replaced (RePaint
-        with ``model.impute_resample`` > 1); a conditional model is used unconditionally (null label)."""
-        return np.asarray(impute_jit(params, jnp.asarray(x, jnp.float32), jnp.asarray(mask, jnp.float32), rng))
+    def impute(params, x, mask, rng, *, resample: int | None = None, steps: int | None = None):
+        """Missing pixels (mask 0) of images in [0, 1] by ``steps`` DDPM steps (default ``model.sample_steps``)
+        with the known pixels replaced, each step repeated ``resample`` times (RePaint; default
+        ``model.impute_resample``, 1 = replacement); a conditional model is used unconditionally (null label)."""
+        resample = int(m.impute_resample if resample is None else resample)
+        steps = int(m.sample_steps if steps is None else steps)
+        if resample < 1 or steps < 1:
+            raise ValueError(f"impute needs resample >= 1 and steps >= 1, got resample={resample}, steps={steps}")
+        return np.asarray(impute_jit(params, jnp.asarray(x, jnp.float32), jnp.asarray(mask, jnp.float32), rng,
+                                     resample, steps))
 
     ode_grid = lambda up: (lambda ts: ts[::-1] if up else ts)(time_grid(path, m.sample_steps, "edm"))
     encode_jit = jit(lambda p, v: ode_solve(denoiser(p), path, to_model(v), ode_grid(True)))
