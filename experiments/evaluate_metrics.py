@@ -118,8 +118,13 @@ def quality(config, family, params, test, aux=None):
     options = _sample_options()
     reference = _load(config, test.name, _REFERENCE.value)
     res = sample_quality(net, samples, reference, floor=_load(config, test.name, "train"))
-    res["samples"] = (f"the first {len(samples)} chains of the replay buffer" if _SAMPLE_SOURCE.value == "buffer"
+    buffer = _SAMPLE_SOURCE.value == "buffer"
+    res["samples"] = (f"the first {len(samples)} chains of the replay buffer" if buffer
                       else f"sample of {config.model.family} with options {options}, seed {_SEED.value}")
+    # the first 64 of the images scored, beside the json
+    save_image_grid(samples[:64], Path(_WORKDIR.value) / f"metrics_quality{'_buffer' if buffer else ''}.png",
+                    ncols=8, title=f"{config.model.family} on {test.name}: "
+                                   f"{'replay buffer' if buffer else 'samples'}, FD {res['fd']:.1f}")
     return res
 
 

@@ -78,6 +78,7 @@ def test_evaluate_metrics_on_a_workdir(trained):
         assert key in quality, out
     assert quality["num_generated"] == 200 and quality["reference"] == "digits/test"
     assert quality["noise_floor"]["fd"] < quality["fd"]  # 30 smoke steps are far from the data
+    assert (trained / "metrics_quality.png").exists()  # the images scored
     detection = json.loads((trained / "metrics_detection.json").read_text())
     assert 0.0 <= detection["digits"]["nll"]["auroc"] <= 1.0 and detection["digits"]["num_out"] == 100
     inpainting = json.loads((trained / "metrics_inpainting.json").read_text())
