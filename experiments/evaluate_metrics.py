@@ -27,6 +27,7 @@ vector ones, each where the family has what it needs (a GAN has no likelihood: n
 Writes ``<workdir>/metrics_<metric>.json`` and prints them.
 """
 
+import inspect
 import json
 import time
 from pathlib import Path
@@ -194,6 +195,11 @@ def inpainting(config, family, params, test):
     mean_image = train.image.astype(np.float32).mean(0) / (train.num_levels - 1)
     key = jax.random.key(_SEED.value)
     options = parse_key_values(_IMPUTE_OPTIONS.value)
+    accepted = inspect.signature(impute).parameters
+    unknown = sorted(set(options) - {k for k, p in accepted.items() if p.kind is p.KEYWORD_ONLY})
+    if unknown:
+        raise app.UsageError(f"--impute_option {unknown[0]!r}: the {config.model.family} family's impute takes "
+                             f"{sorted(k for k, p in accepted.items() if p.kind is p.KEYWORD_ONLY) or 'no options'}")
     out = {"impute_options": options}
     for i, m in enumerate(MASKS):
         mask = make_mask(m, test.image_shape, seed=_SEED.value)

@@ -62,7 +62,8 @@ VARIANTS = {
     "hinge": {"loss": "hinge"},
     "ns_r1": {"r1_gamma": 0.1},  # in standardised units
     "ns_r1_g0.01": {"r1_gamma": 0.01},
-    "ns_r1_g1": {"r1_gamma": 1.0},
+    "ns_r1_g0.005": {"r1_gamma": 0.005},
+    "ns_r1_g0.01_ema": {"r1_gamma": 0.01, "ema_decay": 0.999},  # ema_decay: train.ema_decay, samples by the EMA
     "ns_mbd": {"minibatch": "discrimination"},
     "ns_mbstd": {"minibatch": "stddev"},
     "ns_pack2": {"pack": 2},
@@ -74,6 +75,9 @@ VARIANTS = {
 def _config(dataset: str, model: dict, steps: int, learning_rate: float | None = None):
     c = load_config_file(CONFIG)
     c.data.name = dataset
+    model = dict(model)
+    if "ema_decay" in model:  # the one training option of a variant
+        c.train.ema_decay = model.pop("ema_decay")
     c.model.update(model)
     if steps:
         c.train.steps = steps

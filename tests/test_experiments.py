@@ -86,6 +86,9 @@ def test_evaluate_metrics_on_a_workdir(trained):
     assert all(inpainting[m]["mse"] > 0 for m in ("left_half", "center_square", "random_half"))
     proc = cli("evaluate_metrics.py", "--workdir", trained, "--metrics", "fid", check=False)
     assert proc.returncode != 0 and "unknown metrics" in proc.stderr
+    proc = cli("evaluate_metrics.py", "--workdir", trained, "--metrics", "inpainting", "--impute_option",
+               "resample=5", check=False)  # a diffusion option given to a family without it
+    assert proc.returncode != 0 and "impute_option 'resample'" in proc.stderr, proc.stderr[-500:]
 
 
 def test_diffusion_sampler_table_and_guidance_grid(tmp_path):
