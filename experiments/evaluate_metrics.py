@@ -92,6 +92,21 @@ def _sample_options() -> dict:
     return parse_key_values(_SAMPLE_OPTIONS.value)
 
 
+def _impute_options() -> dict:
+    """``--impute_option key=value`` pairs (numbers parsed), passed to the family's ``impute``."""
+    return parse_key_values(_IMPUTE_OPTIONS.value)
+
+
+def _output_suffix(metric: str) -> str:
+    """What tells this invocation's outputs of ``metric`` from the default ones: ``_buffer`` for the quality of
+    a replay buffer, ``_<key><value>...`` for inpainting with impute options."""
+    if metric == "quality" and _SAMPLE_SOURCE.value == "buffer":
+        return "_buffer"
+    if metric == "inpainting":
+        return "".join(f"_{k}{v}" for k, v in sorted(_impute_options().items()))
+    return ""
+
+
 def _samples(family, params, aux=None) -> np.ndarray:
     """``--num_samples`` images in [0, 1] from the family's ``sample`` (``--seed``, ``--sample_option``), or with
     ``--sample_source=buffer`` the first chains of the run's replay buffer (``aux``), read as levels."""
@@ -123,7 +138,7 @@ def quality(config, family, params, test, aux=None):
     res["samples"] = (f"the first {len(samples)} chains of the replay buffer" if buffer
                       else f"sample of {config.model.family} with options {options}, seed {_SEED.value}")
     # the first 64 of the images scored, beside the json
-    save_image_grid(samples[:64], Path(_WORKDIR.value) / f"metrics_quality{'_buffer' if buffer else ''}.png",
+    save_image_grid(samples[:64], Path(_WORKDIR.value) / f"metrics_quality{_output_suffix('quality')}.png",
                     ncols=8, title=f"{config.model.family} on {test.name}: "
                                    f"{'replay buffer' if buffer else 'samples'}, FD {res['fd']:.1f}")
     return res
@@ -194,12 +209,12 @@ def inpainting(config, family, params, test):
     train = _load(config, test.name, "train")
     mean_image = train.image.astype(np.float32).mean(0) / (train.num_levels - 1)
     key = jax.random.key(_SEED.value)
-    options = parse_key_values(_IMPUTE_OPTIONS.value)
-    accepted = inspect.signature(impute).parameters
-    unknown = sorted(set(options) - {k for k, p in accepted.items() if p.kind is p.KEYWORD_ONLY})
+    options = _impute_options()
+    takes = sorted(k for k, p in inspect.signature(impute).parameters.items() if p.kind is p.KEYWORD_ONLY)
+    unknown = sorted(set(options) - set(takes))
     if unknown:
         raise app.UsageError(f"--impute_option {unknown[0]!r}: the {config.model.family} family's impute takes "
-                             f"{sorted(k for k, p in accepted.items() if p.kind is p.KEYWORD_ONLY) or 'no options'}")
+                             f"{takes or 'no options'}")
     out = {"impute_options": options}
     for i, m in enumerate(MASKS):
         mask = make_mask(m, test.image_shape, seed=_SEED.value)
@@ -271,10 +286,7 @@ def main(argv):
         res = (quality(config, family, params, test, state.aux) if metric == "quality"
                else METRICS[metric](config, family, params, test))
         res.update(checkpoint=which, step=int(state.step), seconds=round(time.time() - t0, 1))
-        suffix = ("_buffer" if metric == "quality" and _SAMPLE_SOURCE.value == "buffer"
-                  else "".join(f"_{k}{v}" for k, v in sorted(parse_key_values(_IMPUTE_OPTIONS.value).items()))
-                  if metric == "inpainting" else "")
-        path = Path(_WORKDIR.value) / f"metrics_{metric}{suffix}.json"
+        path = Path(_WORKDIR.value) / f"metrics_{metric}{_output_suffix(metric)}.json"
         write_text_atomic(path, json.dumps(res, indent=2))
         print(f"{path}:\n{json.dumps(res, indent=2)}")
 
