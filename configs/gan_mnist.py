@@ -15,6 +15,9 @@ style mixing on 90 % of the generated examples; the discriminator without batch 
 every 4 steps: StyleGAN2's regulariser). Then ``experiments/style_grid.py --workdir ...`` draws the style-mixing
 and truncation pictures. ``style,smoke`` is its smoke variant.
 
+``configs/gan_mnist.py:r1`` is the best MNIST recipe measured (BENCHMARKS.md): the same players with no batch norm in
+the discriminator and R1 on the data (gamma 1, lazily every 4 steps, weighted by 4).
+
 ``configs/gan_mnist.py:stacked`` is the same DCGAN on Stacked MNIST (three digits as the channels: 1000 modes,
 PacGAN's mode-collapse benchmark; ``--config.model.pack=4`` for PacDCGAN4); ``experiments/evaluate_metrics.py
 --workdir ... --num_samples 26000`` counts the modes its samples cover (the ``modes`` metric).
@@ -43,10 +46,15 @@ def get_config(variant: str = ""):
     c.train.sample_every = 2000
     c.train.progress_bar = False
     variants = set(filter(None, variant.split(",")))
-    if variants - {"style", "stacked", "smoke"}:
-        raise ValueError(f"unknown variant {variant!r}; use '', 'style', 'stacked', either with ',smoke', or 'smoke'")
+    if variants - {"style", "stacked", "r1", "smoke"}:
+        raise ValueError(f"unknown variant {variant!r}; use '', 'r1', 'style', 'stacked' or 'stacked,r1', any with "
+                         f"',smoke', or 'smoke'")
     if "stacked" in variants:
         c.data.name = "stacked_mnist"
+    if "r1" in variants:  # the discriminator without batch norm, lazy R1 (Mescheder et al. 2018; StyleGAN2's laziness)
+        c.model.d_norm = "none"
+        c.model.r1_gamma = 1.0
+        c.model.r1_every = 4
     if "style" in variants:
         c.model.generator = "style"
         c.model.d_norm = "none"
