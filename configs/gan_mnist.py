@@ -51,15 +51,12 @@ def get_config(variant: str = ""):
                          f"',smoke', or 'smoke'")
     if "stacked" in variants:
         c.data.name = "stacked_mnist"
-    if "r1" in variants:  # the discriminator without batch norm, lazy R1 (Mescheder et al. 2018; StyleGAN2's laziness)
+    if variants & {"r1", "style"}:  # D without batch norm, lazy R1 (Mescheder et al. 2018; StyleGAN2's laziness)
         c.model.d_norm = "none"
         c.model.r1_gamma = 1.0
         c.model.r1_every = 4
     if "style" in variants:
         c.model.generator = "style"
-        c.model.d_norm = "none"
-        c.model.r1_gamma = 1.0
-        c.model.r1_every = 4
         c.model.style_channels = (128, 64, 32)
         c.model.w_dim = 64
         c.model.mapping_layers = 4
