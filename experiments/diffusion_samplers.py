@@ -11,7 +11,8 @@ workdir, and, for a class-conditional one, a guidance grid:
   classifier against the test split (noise floor: as many real training images), and samples/s measured
   after compilation (the first chunk compiles and is not timed).
 * ``--guidance``: one grid picture per scale (one row per class) and the feature classifier's accuracy on
-  the generated images per class, with the same quality metrics.
+  the generated images per class, with the same quality metrics; sampled by the config's sampler or by
+  ``--guidance_sampler sampler:grid:NFE``.
 
 Writes ``<workdir>/samplers.json``, ``samplers.md`` (the table) and ``guidance_<scale>.png``.
 """
@@ -40,6 +41,8 @@ _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 2000, "Samples per (sampler, 
 _CHUNK = flags.DEFINE_integer("chunk", 500, "Samples per sampling call.")
 _GUIDANCE = flags.DEFINE_list("guidance", [], "Guidance scales for a conditional model (sampled by the config's "
                               "sampler, steps and grid).")
+_GUIDANCE_SAMPLER = flags.DEFINE_string("guidance_sampler", "", "sampler:time_grid:NFE for the guidance grid "
+                                        "(e.g. ddpm:uniform:100; default: the config's sampler, steps and grid).")
 _FEATURE_STEPS = flags.DEFINE_integer("feature_steps", 2000, "Training steps of the feature classifier.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the samples.")
 flags.mark_flags_as_required(["workdir"])
@@ -88,10 +91,14 @@ def main(argv):
                          "samples_per_sec": rate, **{m: q[m] for m in ("fd", "kid", "precision", "recall")},
                          "floor_fd": q["noise_floor"]["fd"]})
             print(json.dumps(rows[-1]), flush=True)
+    guidance_options = {}
+    if _GUIDANCE_SAMPLER.value:
+        sampler, grid, target = _GUIDANCE_SAMPLER.value.split(":")
+        guidance_options = dict(sampler=sampler, grid=grid or None, steps=steps_for(sampler, int(target)))
     for scale in (float(v) for v in _GUIDANCE.value):
         c = test.num_classes
         labels = np.arange(n) % c
-        images, rate = draw(family, params, n, chunk, _SEED.value, guidance=scale)
+        images, rate = draw(family, params, n, chunk, _SEED.value, guidance=scale, **guidance_options)
         generated = ImageDataset(test.name, f"guidance{scale}", images.astype(np.uint8), labels, k, c)
         q = sample_quality(net, images / (k - 1), test, floor=train)
         per_class = [net.accuracy(ImageDataset(test.name, "g", images[labels == y].astype(np.uint8),
@@ -99,7 +106,7 @@ def main(argv):
         picture = np.concatenate([images[labels == y][:10] for y in range(c)]) / (k - 1)
         save_image_grid(picture, workdir / f"guidance_{scale:g}.png", ncols=10,
                         title=f"guidance {scale:g}: one row per class")
-        guidance.append({"guidance": scale, "classifier_accuracy": net.accuracy(generated),
+        guidance.append({"guidance": scale, **guidance_options, "classifier_accuracy": net.accuracy(generated),
                          "accuracy_per_class": per_class, "samples_per_sec": rate,
                          **{m: q[m] for m in ("fd", "kid", "precision", "recall")}, "floor_fd": q["noise_floor"]["fd"]})
         print(json.dumps(guidance[-1]), flush=True)

@@ -62,7 +62,8 @@ _OOD = flags.DEFINE_list("ood", [], "Out-of-distribution datasets (default: fash
 _DETECTION_K = flags.DEFINE_integer("detection_k", 100, "Importance samples of a bound's estimator for -log p "
                                     "(ignored by an exact log-likelihood).")
 _SAMPLE_OPTIONS = flags.DEFINE_list("sample_option", [], "key=value options of the family's sample, e.g. "
-                                    "observation=mean for a VAE's decoder means instead of draws.")
+                                    "observation=mean for a VAE's decoder means instead of draws, truncation=0.7 "
+                                    "for a GAN; quality's results go to metrics_quality_<key><value>.json.")
 _IMPUTE_OPTIONS = flags.DEFINE_list("impute_option", [], "key=value options of the family's impute, e.g. "
                                     "resample=10 for a diffusion run's RePaint rounds; the results go to "
                                     "metrics_inpainting_<key><value>.json.")
@@ -99,9 +100,12 @@ def _impute_options() -> dict:
 
 def _output_suffix(metric: str) -> str:
     """What tells this invocation's outputs of ``metric`` from the default ones: ``_buffer`` for the quality of
-    a replay buffer, ``_<key><value>...`` for inpainting with impute options."""
+    a replay buffer, ``_<key><value>...`` for quality with sample options (e.g. ``_truncation0.7``) and for
+    inpainting with impute options."""
     if metric == "quality" and _SAMPLE_SOURCE.value == "buffer":
         return "_buffer"
+    if metric == "quality":
+        return "".join(f"_{k}{v}" for k, v in sorted(_sample_options().items()))
     if metric == "inpainting":
         return "".join(f"_{k}{v}" for k, v in sorted(_impute_options().items()))
     return ""

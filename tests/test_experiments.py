@@ -96,11 +96,13 @@ def test_diffusion_sampler_table_and_guidance_grid(tmp_path):
     cli("train.py", "--config", "configs/diffusion_digits.py:smoke", "--workdir", work,
         "--config.train.num_devices=1", "--config.train.sample_every=0")
     cli("diffusion_samplers.py", "--workdir", work, "--samplers", "heun:edm", "--nfe", "4",
-        "--num_samples", 20, "--chunk", 10, "--guidance", "2", "--feature_steps", 100)
+        "--num_samples", 20, "--chunk", 10, "--guidance", "2", "--guidance_sampler", "ddpm:uniform:3",
+        "--feature_steps", 100)
     res = json.loads((work / "samplers.json").read_text())
     assert [(r["sampler"], r["steps"], r["nfe"]) for r in res["samplers"]] == [("heun", 1, 3)]  # nearest 4
     assert all(r["samples_per_sec"] > 0 and np.isfinite(r["fd"]) for r in res["samplers"])
     assert [g["guidance"] for g in res["guidance"]] == [2.0] and len(res["guidance"][0]["accuracy_per_class"]) == 10
+    assert (res["guidance"][0]["sampler"], res["guidance"][0]["steps"]) == ("ddpm", 2)  # 2 steps: 3 NFE
     assert (work / "guidance_2.png").exists() and "| heun | edm | 1 | 3 |" in (work / "samplers.md").read_text()
 
 

@@ -297,9 +297,25 @@ def test_style_gan_family_trains_samples_truncated_and_inverts_in_w():
     err = np.abs(np.asarray(family.decode(params, found)) - target).mean()
     start = np.abs(np.asarray(family.decode(params, jnp.zeros_like(d))) - target).mean()
     assert err < 0.2 * start
-    with pytest.raises(ValueError, match="truncation is an option of the style generator"):
-        build_family(load_config_file(CONFIGS / "gan_digits.py", "smoke"), data).sample(params, jax.random.key(0),
-                                                                                        2, truncation=0.5)
+
+
+def test_dcgan_truncation_scales_the_code_towards_zero():
+    c = load_config_file(CONFIGS / "gan_digits.py", "smoke")
+    data = load_data(c, "train")
+    family = build_family(c, data)
+    params = family.trainer.init_state(jax.random.key(0), data.take(16).arrays()).eval_params
+    key = jax.random.key(5)
+    full = np.asarray(family.sample(params, key, 6))
+    np.testing.assert_array_equal(np.asarray(family.sample(params, key, 6, truncation=1.0)), full)
+    t0 = np.asarray(family.sample(params, key, 6, truncation=0.0))
+    assert (t0 == t0[:1]).all() and not (full == full[:1]).all()  # every code at 0: one image
+    # psi = 0.5 draws the generator's image of 0.5 z for the same z (levels: within one of the decoded values)
+    z = jax.random.normal(jax.random.split(key)[0], (6, c.model.latent_dim))
+    half = np.asarray(family.sample(params, key, 6, truncation=0.5))
+    decoded = np.asarray(family.decode(params, 0.5 * z)) * family.num_levels
+    assert np.abs(half - decoded).max() <= 1.0 and not np.array_equal(half, full)
+    with pytest.raises(ValueError, match="truncation must lie in"):
+        family.sample(params, key, 2, truncation=1.5)
 
 
 def test_equalized_dense_starts_he_initialised_and_steps_at_its_learning_rate_multiplier():

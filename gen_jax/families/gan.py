@@ -20,7 +20,8 @@ the global batch's statistics (``axis_name``), so 4 devices make the same update
 (``"style"``: :class:`gen_jax.models.gan.StyleGenerator`, a mapping network, AdaIN-modulated layers from a learned
 constant, per-pixel noise drawn from the step's key, style mixing with probability ``model.style_mixing`` in
 training, the running mean of ``w`` in its ``batch_stats`` for the truncation trick: ``sample(...,
-truncation=psi)``; inversion in ``w`` with ``model.invert_space="w"``).
+truncation=psi)``; inversion in ``w`` with ``model.invert_space="w"``). The other generators truncate their code
+instead: ``sample(..., truncation=psi)`` draws from ``psi * z`` (Brock et al. 2019 truncate z too).
 
 **Data**: vectors are standardised per feature (the generator works in standard units); images are levels at
 bin centres in [-1, 1] (the generator's tanh range) and samples are rounded back to levels.
@@ -306,9 +307,10 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
 
     def generate(params, z, labels, rng=None, truncation=1.0):
         """The generator in evaluation mode; the style generator draws its noise from ``rng`` (``None``: none)
-        and truncates its styles by ``truncation``."""
+        and truncates its styles by ``truncation``, the others their code: ``z' = truncation * z`` (the same
+        formula about the code's mean, 0)."""
         if not style:
-            return generator.apply(params["generator"], z, labels, train=False)
+            return generator.apply(params["generator"], truncation * z, labels, train=False)
         return generator.apply(params["generator"], z, labels, train=False, rng=rng, truncation=truncation)
 
     @functools.partial(jax.jit, static_argnames=("n",))
@@ -318,10 +320,10 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
 
     def sample(params, rng, n, *, labels=None, truncation: float = 1.0):
         """``n`` draws in the data's format (integer levels for images); ``labels`` for a conditional GAN
-        (default: one column per class); ``truncation`` < 1 (the style generator only) trades variety for
-        typicality."""
-        if truncation != 1.0 and not style:
-            raise ValueError("truncation is an option of the style generator (model.generator='style')")
+        (default: one column per class); ``truncation`` < 1 trades variety for typicality (the style
+        generator's ``w`` towards its running mean, the others' ``z`` towards 0)."""
+        if not 0.0 <= truncation <= 1.0:
+            raise ValueError(f"truncation must lie in [0, 1], got {truncation}")
         return _sample(params, rng, image_labels(num_classes, n, labels), n=n, truncation=float(truncation))
 
     def to_unit(x):  # the data's scale for decode / impute: images in [0, 1], vectors as they are
