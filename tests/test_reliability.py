@@ -277,3 +277,37 @@ def test_cache_entries_are_built_under_a_lock_and_written_by_rename(tmp_path):
     assert len(builds) == 1 and np.load(entry)["x"].tolist() == [0, 1, 2]
     write_atomically(tmp_path / "c" / "meta.json", "{}")
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["entry.npz", "entry.npz.lock", "meta.json"]
+
+
+def test_the_host_runs_at_most_two_steps_ahead_of_the_device(tmp_path, monkeypatch):
+    """JAX dispatches asynchronously: a loop that never waits queues every step up to the next log, and a
+    SIGTERM's checkpoint then waits for all of them. Each step here is made slow on the device (a chain of
+    matrix products); whenever the host has dispatched a step, at most MAX_STEPS_AHEAD + 1 may be unfinished."""
+    import jax
+    import jax.numpy as jnp
+
+    outputs, unfinished = [], []
+    real = loop.compile_step
+
+    def slow_compile(step, *args, **kwargs):
+        def slow_step(state, batch, rng):
+            state, metrics = step(state, batch, rng)
+            m = jax.lax.fori_loop(0, 40, lambda i, m: jnp.tanh(m @ m), jnp.full((256, 256), 0.01))
+            return state, dict(metrics, slow=jnp.sum(m))
+        compiled = real(slow_step, *args, **kwargs)
+
+        def recorded(*a):
+            out = compiled(*a)
+            outputs.append(out[1]["slow"])
+            return out
+        return recorded
+
+    monkeypatch.setattr(loop, "compile_step", slow_compile)
+
+    def watch(step):
+        unfinished.append(sum(not o.is_ready() for o in outputs))
+        return False
+
+    gt.run(smoke(train__steps=30, train__log_every=30, train__checkpoint_every=30), tmp_path, stop_requested=watch)
+    assert len(unfinished) == 30
+    assert max(unfinished) <= 3, unfinished

@@ -8,6 +8,7 @@ the registry (:mod:`gen_jax.families`) and their common interface.
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import os
@@ -227,6 +228,12 @@ def _move_damaged(workdir: Path, damaged: list) -> None:
 # process checkpoints the same step.
 SYNC_EVERY = 16
 
+# The host may dispatch at most this many steps ahead of the device. JAX dispatches asynchronously and nothing
+# else in the loop waits between log steps, so the host used to queue steps as far as the runtime allowed (10 on
+# XLA:CPU here, tests/test_reliability.py): a SIGTERM (a preemption's grace period) then waited for all of them
+# before its checkpoint: over 40 s for a diffusion run at 3-4 s per step. Two keep the device fed.
+MAX_STEPS_AHEAD = 2
+
 
 class _NoWriter:
     """The metric writer of processes other than 0."""
@@ -408,10 +415,14 @@ def _run_locked(config, workdir: Path, stop_requested) -> dict:
                         dynamic_ncols=True)
             t0, steps_since = time.perf_counter(), 0
             pending = False
+            in_flight = collections.deque()
             for step in pbar:
                 if best is not None and best.patience_exhausted:
                     break
                 device_state, metrics, first_bad = step_fn(device_state, next(batches), keys["loop"], first_bad)
+                in_flight.append(metrics)
+                if len(in_flight) > MAX_STEPS_AHEAD:
+                    jax.block_until_ready(in_flight.popleft())
                 done = step + 1
                 steps_since += 1
                 requested = stop_requested is not None and stop_requested(done)
