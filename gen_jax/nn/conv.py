@@ -109,7 +109,6 @@ def col2im(cols: jax.Array, strides: tuple[int, int]) -> jax.Array:
     return y[:, :(h - 1) * sh + kh, :(w - 1) * sw + kw]
 
 
-
 class Col2ImConvTranspose(nn.Module):
     """Drop-in for ``flax.linen.ConvTranspose`` (2-D, NHWC, ``transpose_kernel=False``), fast on CPU.
 
