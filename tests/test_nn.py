@@ -40,7 +40,6 @@ def test_col2im_conv_transpose_equals_flax_conv_transpose(h, w, k, s, padding):
                          nn.ConvTranspose(5, (k, k), (s, s), padding=padding), x)
 
 
-
 def test_col2im_conv_transpose_has_forward_mode_derivatives():
     """Forward mode (``jax.jvp``: the PF-ODE's divergence) goes through it and agrees with reverse mode."""
     layer = Col2ImConvTranspose(3, (4, 4), (2, 2))
@@ -50,6 +49,7 @@ def test_col2im_conv_transpose_has_forward_mode_derivatives():
     y, jv = jax.jvp(f, (x,), (v,))
     cot = jax.random.normal(jax.random.key(2), y.shape)
     np.testing.assert_allclose(jnp.sum(jv * cot), jnp.sum(jax.vjp(f, x)[1](cot)[0] * v), rtol=1e-4)
+
 
 @pytest.mark.parametrize("h,w,k,s,padding", [(28, 28, 4, 2, ((1, 1), (1, 1))), (7, 9, 4, 2, ((1, 1), (1, 1))),
                                                (8, 7, 3, 2, "SAME"), (9, 9, 5, 2, "VALID"), (10, 11, 3, 3, "SAME"),

@@ -280,8 +280,8 @@ def test_cache_entries_are_built_under_a_lock_and_written_by_rename(tmp_path):
 
 
 def test_the_host_runs_at_most_two_steps_ahead_of_the_device(tmp_path, monkeypatch):
-    """JAX dispatches asynchronously: a loop that never waits queues every step up to the next log, and a
-    SIGTERM's checkpoint then waits for all of them. Each step here is made slow on the device (a chain of
+    """JAX dispatches asynchronously: a loop that never waits between logs queues steps as far as the runtime
+    allows (10 here without the bound), and a SIGTERM's checkpoint then waits for all of them. Each step here is made slow on the device (a chain of
     matrix products); whenever the host has dispatched a step, at most MAX_STEPS_AHEAD + 1 may be unfinished."""
     import jax
     import jax.numpy as jnp

@@ -8,8 +8,8 @@ kernel, ``(B h w, in) @ (in, kh kw out)``, then each output phase ``a`` (rows ``
 slices of the taps ``t = s*q + a`` that land there, and the phases interleave (:func:`col2im`). Its gradients
 are a matrix product and slices: the taps are taken by one ``lax.split``, whose transpose is one concatenate
 (indexing each tap transposed to a sum of k*k zero-padded copies of the kernel-sized array, 39 ms of the
-DCGAN step in a profile; 2026-12-03). Same parameters, same outputs, same gradients (``tests/test_nn.py`` checks all three
-against ``nn.ConvTranspose``). (Until 2026-11-23 it was a sub-pixel convolution, Shi et al. 2016: one 3x3
+DCGAN step in a profile; 2026-12-03). Same parameters, same outputs, same gradients (``tests/test_nn.py``
+checks all three against ``nn.ConvTranspose``). (Until 2026-11-23 it was a sub-pixel convolution, Shi et al. 2016: one 3x3
 stride-1 convolution for all phases, 9 taps where each phase meets 4; col2im measured 62 vs 85 ms and 270 vs
 370 ms forward + backward at 7x7 and 14x14 inputs, and took the DCGAN step from 0.143 to 0.111 s.)
 

@@ -231,7 +231,9 @@ SYNC_EVERY = 16
 # The host may dispatch at most this many steps ahead of the device. JAX dispatches asynchronously and nothing
 # else in the loop waits between log steps, so the host used to queue steps as far as the runtime allowed (10 on
 # XLA:CPU here, tests/test_reliability.py): a SIGTERM (a preemption's grace period) then waited for all of them
-# before its checkpoint: over 40 s for a diffusion run at 3-4 s per step. Two keep the device fed.
+# before its checkpoint: over 40 s for a diffusion run at 3-4 s per step. Two keep the device fed. (The
+# multi-device step of compile_step also waits every parallel.MAX_IN_FLIGHT calls, against a deadlock, for
+# callers other than this loop; here this tighter bound makes that wait a no-op.)
 MAX_STEPS_AHEAD = 2
 
 
