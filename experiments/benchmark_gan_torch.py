@@ -12,8 +12,9 @@ second, a dense logit) with the same parameter count (checked), and time one tra
 update on real and generated images and a generator update, non-saturating loss, Adam for each player.
 gen_jax's side is the family's own step (``gen_jax.families.gan``), jitted with its state donated, once with the
 strided layers as exact stride-1 equivalents (``model.conv="fast"``: ``Col2ImConvTranspose``,
-``SpaceToDepthConv``) and once with Flax's strided layers (``"flax"``). The sides alternate for ``--rounds``
-rounds of ``--repeats`` timed steps after a warm-up; medians are reported.
+``SpaceToDepthConv``) and once with Flax's strided layers (``"flax"``), compiled as the config says
+(``train.cpu_ynn_fusion``; ``--ynn_fusion on,off`` times a side per setting). The sides alternate for
+``--rounds`` rounds of ``--repeats`` timed steps after a warm-up; medians are reported.
 """
 
 import json
@@ -29,6 +30,7 @@ from absl import app, flags
 from gen_jax.data.images import ImageDataset
 from gen_jax.families import build_family
 from gen_jax.train.config import load_config_file
+from gen_jax.train.parallel import cpu_compiler_options
 
 from torch_peer import race  # experiments/torch_peer.py, beside this script
 
@@ -37,6 +39,8 @@ _BATCH = flags.DEFINE_integer("batch", 64, "Batch size.")
 _REPEATS = flags.DEFINE_integer("repeats", 20, "Timed steps per round.")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "Alternating rounds.")
 _CONVS = flags.DEFINE_list("convs", ["fast", "flax"], "gen_jax's strided-layer paths to time.")
+_YNN = flags.DEFINE_list("ynn_fusion", ["config"], "XLA:CPU's YNNPACK fusions for gen_jax's step: config (the "
+                         "config's train.cpu_ynn_fusion), on or off; one side per entry.")
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "gan_mnist.py"
 
@@ -81,7 +85,7 @@ for line in sys.stdin:  # one round per line: time `repeats` steps
 '''
 
 
-def jax_step(conv: str, batch: int):
+def jax_step(conv: str, batch: int, ynn: str = "config"):
     c = load_config_file(CONFIG)
     c.model.conv = conv
     rng = np.random.default_rng(0)
@@ -89,7 +93,8 @@ def jax_step(conv: str, batch: int):
                         np.zeros(batch, np.int32), num_levels=256, num_classes=10)
     family = build_family(c, data)
     state = family.trainer.init_state(jax.random.key(0), data.arrays())
-    step = jax.jit(family.trainer.make_step(None), donate_argnums=0)
+    ynn_on = c.train.cpu_ynn_fusion if ynn == "config" else {"on": True, "off": False}[ynn]
+    step = jax.jit(family.trainer.make_step(None), donate_argnums=0, compiler_options=cpu_compiler_options(ynn_on))
     batch_arrays = {"image": jnp.asarray(data.image)}
     for i in range(3):
         state, _ = step(state, batch_arrays, jax.random.key(i))
@@ -111,8 +116,9 @@ def main(argv):
     del argv
     sides, cfg = {}, None
     for conv in _CONVS.value:
-        run, count, c = jax_step(conv, _BATCH.value)
-        sides[f"gen_jax ({conv})"] = (run, count)
+        for ynn in _YNN.value:
+            run, count, c = jax_step(conv, _BATCH.value, ynn)
+            sides[f"gen_jax ({conv}, ynn {ynn})" if len(_YNN.value) > 1 else f"gen_jax ({conv})"] = (run, count)
         cfg = {"batch": _BATCH.value, "latent_dim": c.model.latent_dim, "g_channels": list(c.model.g_channels),
                "d_channels": list(c.model.d_channels)}
     res = race(_TORCH.value, TORCH_SCRIPT, cfg, sides, repeats=_REPEATS.value, rounds=_ROUNDS.value)
