@@ -32,6 +32,7 @@ from gen_jax.families import build_family
 from gen_jax.train.config import load_config_file
 from gen_jax.train.parallel import cpu_compiler_options
 
+from step_runner import ynn_settings  # experiments/step_runner.py, beside this script
 from torch_peer import race  # experiments/torch_peer.py, beside this script
 
 _TORCH = flags.DEFINE_string("torch_python", ".venv-torch/bin/python", "Python of a venv with torch==2.13.0.")
@@ -85,7 +86,9 @@ for line in sys.stdin:  # one round per line: time `repeats` steps
 '''
 
 
-def jax_step(conv: str, batch: int, ynn: str = "config"):
+def jax_step(conv: str, batch: int, ynn_fusion: bool | None = None):
+    """The family's jitted step on random images, ``ynn_fusion`` overriding the config's ``train.cpu_ynn_fusion``
+    (``None``: the config's); returns (``run(n)`` -> seconds per step, parameter count, config)."""
     c = load_config_file(CONFIG)
     c.model.conv = conv
     rng = np.random.default_rng(0)
@@ -93,8 +96,8 @@ def jax_step(conv: str, batch: int, ynn: str = "config"):
                         np.zeros(batch, np.int32), num_levels=256, num_classes=10)
     family = build_family(c, data)
     state = family.trainer.init_state(jax.random.key(0), data.arrays())
-    ynn_on = c.train.cpu_ynn_fusion if ynn == "config" else {"on": True, "off": False}[ynn]
-    step = jax.jit(family.trainer.make_step(None), donate_argnums=0, compiler_options=cpu_compiler_options(ynn_on))
+    ynn = c.train.cpu_ynn_fusion if ynn_fusion is None else ynn_fusion
+    step = jax.jit(family.trainer.make_step(None), donate_argnums=0, compiler_options=cpu_compiler_options(ynn))
     batch_arrays = {"image": jnp.asarray(data.image)}
     for i in range(3):
         state, _ = step(state, batch_arrays, jax.random.key(i))
@@ -115,10 +118,11 @@ def jax_step(conv: str, batch: int, ynn: str = "config"):
 def main(argv):
     del argv
     sides, cfg = {}, None
+    settings = ynn_settings(_YNN.value)
     for conv in _CONVS.value:
-        for ynn in _YNN.value:
+        for name, ynn in settings.items():
             run, count, c = jax_step(conv, _BATCH.value, ynn)
-            sides[f"gen_jax ({conv}, ynn {ynn})" if len(_YNN.value) > 1 else f"gen_jax ({conv})"] = (run, count)
+            sides[f"gen_jax ({conv}, ynn {name})" if len(settings) > 1 else f"gen_jax ({conv})"] = (run, count)
         cfg = {"batch": _BATCH.value, "latent_dim": c.model.latent_dim, "g_channels": list(c.model.g_channels),
                "d_channels": list(c.model.d_channels)}
     res = race(_TORCH.value, TORCH_SCRIPT, cfg, sides, repeats=_REPEATS.value, rounds=_ROUNDS.value)

@@ -23,7 +23,7 @@ import numpy as np
 import optax
 from absl import app, flags, logging
 
-from step_runner import engine_runner, steps_per_second  # experiments/step_runner.py, beside this script
+from step_runner import engine_runner, steps_per_second, ynn_settings  # experiments/step_runner.py, beside this script
 from gen_jax.train.config import load_config_file
 from gen_jax.train.loop import load_data
 
@@ -102,10 +102,7 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
     results = {}
-    settings = {"config": None, "on": True, "off": False}
-    unknown = sorted(set(_YNN.value) - set(settings))
-    if unknown:
-        raise app.UsageError(f"--ynn_fusion: unknown setting(s) {unknown}; use config, on or off")
+    settings = ynn_settings(_YNN.value)
     for name in _CONFIGS.value:
         config = load_config(name)
         if _YNN.value == ["config"]:

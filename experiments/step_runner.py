@@ -4,11 +4,24 @@
 import time
 
 import jax
+from absl import app
 
 from gen_jax.data import BatchIterator
 from gen_jax.families import build_family
 from gen_jax.train import parallel
 from gen_jax.train.loop import init_state, load_data, run_keys
+
+
+YNN_SETTINGS = {"config": None, "on": True, "off": False}  # a --ynn_fusion entry -> engine_runner's ynn_fusion
+
+
+def ynn_settings(values) -> dict[str, bool | None]:
+    """The ``--ynn_fusion`` entries (config, on, off) of a benchmark, each with its ``ynn_fusion`` override
+    (``None``: the config's ``train.cpu_ynn_fusion``); an unknown entry is a usage error naming it."""
+    unknown = sorted(set(values) - set(YNN_SETTINGS))
+    if unknown:
+        raise app.UsageError(f"--ynn_fusion: unknown setting(s) {unknown}; use config, on or off")
+    return {v: YNN_SETTINGS[v] for v in values}
 
 
 def engine_runner(config, num_devices: int = 1, parallelism: str = "pmap", ynn_fusion: bool | None = None):
