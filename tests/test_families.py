@@ -190,9 +190,11 @@ def test_toy_family_is_reproducible_resumes_exactly_and_runs_on_four_devices(tmp
     if family == "replay":
         chex.assert_trees_all_equal(a.aux, p.aux)
         assert int(a.aux["position"]) == (12 * 32) % BUFFER
-    # the mesh-sharded path (jit + shard_map, the state one replicated array) runs the same per-device step
+    # the mesh-sharded path (jit + shard_map, the state one replicated array) runs the same per-device step:
+    # bit-identical with XLA:CPU's fusion emitters (this asserted equality until stop 33); under the tests'
+    # fast-compile flag that turns them off (conftest) the duel's parameters land 1 ulp apart
     _run(_toy_config(family, num_devices=4, parallelism="sharded"), tmp_path / "s")
-    chex.assert_trees_all_equal(p, _state(tmp_path / "s"))
+    chex.assert_trees_all_close(p, _state(tmp_path / "s"), rtol=1e-6, atol=1e-7)
 
 
 def test_aux_that_diverges_across_devices_is_an_error(tmp_path, monkeypatch):
