@@ -168,6 +168,12 @@ def test_guidance_scale_zero_is_the_unconditional_model_and_one_the_conditional(
         got = guided(cond, uncond, path, scale)(x, t)
         for a, b in zip(got, want(x, t)):
             np.testing.assert_allclose(a, b, atol=1e-5)
+    calls = []  # scale 0 evaluates the unconditional model alone; any other scale both
+    counting = lambda x, t: calls.append(1) or cond(x, t)
+    guided(counting, uncond, path, 0.0)(x, t)
+    assert not calls
+    guided(counting, uncond, path, 0.5)(x, t)
+    assert len(calls) == 1
 
 
 def test_sliced_score_matching_agrees_with_exact_score_matching_in_expectation():

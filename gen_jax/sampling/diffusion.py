@@ -184,12 +184,17 @@ def pf_ode_log_likelihood(denoiser: Denoiser, path, x, *, num_steps: int = 100, 
 
 def guided(denoiser_cond: Denoiser, denoiser_uncond: Denoiser, path, scale: float) -> Denoiser:
     """Classifier-free guidance: ``eps = eps_u + scale (eps_c - eps_u)`` (``scale = 0``: the unconditional
-    model, ``1``: the conditional one, more: sharper), with ``x0_hat`` made consistent with it."""
+    model, ``1``: the conditional one, more: sharper), with ``x0_hat`` made consistent with it. A scale of
+    exactly 0 given as a Python number evaluates the unconditional model alone (half the network evaluations)."""
+    unconditional_only = isinstance(scale, (int, float)) and scale == 0
 
     def denoiser(x, t):
-        _, eps_c = denoiser_cond(x, t)
         _, eps_u = denoiser_uncond(x, t)
-        eps = eps_u + scale * (eps_c - eps_u)
+        if unconditional_only:
+            eps = eps_u
+        else:
+            _, eps_c = denoiser_cond(x, t)
+            eps = eps_u + scale * (eps_c - eps_u)
         return (x - _b(path.sigma(t), x) * eps) / _b(path.alpha(t), x), eps
 
     return denoiser
