@@ -11,7 +11,8 @@ compute-bound loops that tests run at length compile at the default level by the
 the MLIR fusion emitters, which compile much more slowly at this size: the diffusion_mnist smoke run compiles
 its 28 programs in 5.5 s instead of 9.1 s, and the whole suite took 8:56 against 15:54 on 2026-12-04's machine
 (summed test time 1024 s against 1849 s; no test got slower). The functions are the same; rounding may
-differ in the last bit between two programs XLA fuses differently (the pmap and mesh-sharded duel, 1 ulp).
+differ in the last bit between two programs XLA fuses differently (the pmap and mesh-sharded duel, 1 ulp,
+so that test compiles those two runs with the emitters on, per program).
 
 The session also shares one persistent XLA compilation cache (a fresh temporary directory, removed at the
 end): the tests rebuild the same tiny programs many times (a run, its twin with the same seed, the resumed one,
