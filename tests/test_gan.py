@@ -318,6 +318,65 @@ def test_dcgan_truncation_scales_the_code_towards_zero():
         family.sample(params, key, 2, truncation=1.5)
 
 
+def test_discriminator_rejection_sampling_draws_the_target_from_its_density_ratio():
+    from gen_jax.sampling import acceptance_probability, discriminator_rejection_sample
+
+    # proposals N(0, 1), target N(0, 0.5^2): the optimal discriminator's logit is log 2 - 1.5 x^2 (largest at 0)
+    def propose(key, m):
+        x = np.asarray(jax.random.normal(key, (m,)), np.float64)
+        return x, np.log(2.0) - 1.5 * x ** 2
+
+    x, acc = discriminator_rejection_sample(propose, jax.random.key(0), 20000, chunk=5000)
+    assert x.shape == (20000,)
+    assert abs(x.std() - 0.5) < 0.01 and abs(x.mean()) < 0.01  # the proposals' std is 1
+    assert abs(acc - 0.5) < 0.01  # E[exp(-1.5 x^2)] = 1 / sqrt(1 + 3) under N(0, 1)
+    again, _ = discriminator_rejection_sample(propose, jax.random.key(0), 20000, chunk=5000)
+    np.testing.assert_array_equal(x, again)
+    # gamma < 0 accepts more, and its draws lie between the proposals' and the target's
+    y, acc_y = discriminator_rejection_sample(propose, jax.random.key(0), 20000, chunk=5000, gamma=-2.0)
+    assert acc_y > acc + 0.1 and 0.55 < y.std() < 0.95
+
+    # Azadi et al.'s F(x) = D - M - log(1 - exp(D - M)) - gamma, accepted with probability sigmoid(F)
+    d, big_m = np.array([-3.0, -0.5, -1e-3]), 0.0
+    for gamma in (0.0, -1.0, 2.0):
+        f = d - big_m - np.log(1 - np.exp(d - big_m)) - gamma
+        np.testing.assert_allclose(acceptance_probability(d, big_m, gamma), 1 / (1 + np.exp(-f)), rtol=1e-10)
+    np.testing.assert_allclose(acceptance_probability(d, big_m), np.exp(d))
+    assert acceptance_probability(np.array([0.0, 5.0]), 0.0).tolist() == [1.0, 1.0]  # at or above M: kept
+
+    calls = []
+
+    def hopeless(key, m):  # the burn-in's logit far above every later one: nothing is ever accepted
+        calls.append(m)
+        return np.zeros(m), np.full(m, 100.0 if len(calls) == 1 else 0.0)
+
+    with pytest.raises(RuntimeError, match="accepted 0 of 40 proposals in 4 rounds"):
+        discriminator_rejection_sample(hopeless, jax.random.key(1), 5, chunk=10, max_rounds=4)
+
+
+def test_gan_rejection_sampling_keeps_the_draws_its_discriminator_rates_highest():
+    c = load_config_file(CONFIGS / "gan_digits.py", "smoke")
+    data = load_data(c, "train")
+    family = build_family(c, data)
+    params = family.trainer.init_state(jax.random.key(0), data.take(16).arrays()).eval_params
+    key = jax.random.key(3)
+    kept = np.asarray(family.sample(params, key, 256, rejection=0.0))
+    assert kept.shape == (256, *data.image_shape) and kept.dtype == np.int32
+    np.testing.assert_array_equal(kept, np.asarray(family.sample(params, key, 256, rejection=0.0)))
+    judge = jax.jit(lambda x: family.model["discriminator"].apply(
+        params["discriminator"], x, None, update_stats=False, mutable=["batch_stats"])[0])
+    to_model = lambda v: jnp.asarray((v + 0.5) / family.num_levels * 2 - 1, jnp.float32)
+    plain = np.asarray(family.sample(params, key, 1000))
+    # the kept draws score higher on average than plain ones (levels at bin centres, as the data)
+    assert float(judge(to_model(kept)).mean()) > float(judge(to_model(plain)).mean())
+    cond = load_config_file(CONFIGS / "gan_digits.py", "smoke")
+    cond.model.conditional = True
+    cfam = build_family(cond, data)
+    cparams = cfam.trainer.init_state(jax.random.key(0), data.take(16).arrays()).eval_params
+    with pytest.raises(ValueError, match="rejection sampling needs an unconditional GAN"):
+        cfam.sample(cparams, key, 4, rejection=0.0)
+
+
 def test_equalized_dense_starts_he_initialised_and_steps_at_its_learning_rate_multiplier():
     import optax
 

@@ -26,7 +26,8 @@ instead: ``sample(..., truncation=psi)`` draws from ``psi * z`` (Brock et al. 20
 **Data**: vectors are standardised per feature (the generator works in standard units); images are levels at
 bin centres in [-1, 1] (the generator's tanh range) and samples are rounded back to levels.
 
-**Capabilities**: ``sample`` (``labels`` for a conditional GAN), ``decode`` (the generator: codes -> data;
+**Capabilities**: ``sample`` (``labels`` for a conditional GAN; ``truncation``; ``rejection=gamma``:
+discriminator rejection sampling, Azadi et al. 2019, :mod:`gen_jax.sampling.rejection`), ``decode`` (the generator: codes -> data;
 images in [0, 1]), ``encode`` (GAN inversion: the code whose image matches, :func:`gen_jax.sampling.invert_generator`)
 and ``impute`` (inversion on the observed pixels only, the generator's image in the missing ones). A GAN has no
 likelihood: no ``log_prob``.
@@ -52,6 +53,7 @@ from gen_jax.losses.adversarial import (ADVERSARIAL_LOSSES, discriminator_loss, 
                                         gradient_norm_squared, gradient_penalty)
 from gen_jax.models.gan import DCGANGenerator, Discriminator, MLPGenerator, StyleGenerator, blur_to_level
 from gen_jax.sampling.latent import invert_generator
+from gen_jax.sampling.rejection import discriminator_rejection_sample
 from gen_jax.train.config import OPTIM_DEFAULTS
 from gen_jax.train.optim import make_optimizer
 from gen_jax.train.state import TrainState
@@ -318,13 +320,31 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
         k_z, k_noise = jax.random.split(rng)
         return from_model(generate(params, jax.random.normal(k_z, (n, m.latent_dim)), labels, k_noise, truncation))
 
-    def sample(params, rng, n, *, labels=None, truncation: float = 1.0):
+    @functools.partial(jax.jit, static_argnames=("n",))
+    def _propose(params, rng, n, truncation):
+        """``n`` draws and the discriminator's logit of each (on the generator's output, what it was trained on)."""
+        k_z, k_noise = jax.random.split(rng)
+        x = generate(params, jax.random.normal(k_z, (n, m.latent_dim)), None, k_noise, truncation)
+        logits, _ = discriminator.apply(params["discriminator"], x, None, update_stats=False, mutable=["batch_stats"])
+        return from_model(x), logits
+
+    def sample(params, rng, n, *, labels=None, truncation: float = 1.0, rejection: float | None = None):
         """``n`` draws in the data's format (integer levels for images); ``labels`` for a conditional GAN
         (default: one column per class); ``truncation`` < 1 trades variety for typicality (the style
-        generator's ``w`` towards its running mean, the others' ``z`` towards 0)."""
+        generator's ``w`` towards its running mean, the others' ``z`` towards 0). ``rejection=gamma`` keeps
+        the draws by discriminator rejection sampling with Azadi et al.'s shift ``gamma`` (0: exact given the
+        logits; :func:`gen_jax.sampling.discriminator_rejection_sample`), for an unconditional GAN whose
+        discriminator judges single examples."""
         if not 0.0 <= truncation <= 1.0:
             raise ValueError(f"truncation must lie in [0, 1], got {truncation}")
-        return _sample(params, rng, image_labels(num_classes, n, labels), n=n, truncation=float(truncation))
+        if rejection is None:
+            return _sample(params, rng, image_labels(num_classes, n, labels), n=n, truncation=float(truncation))
+        if num_classes or m.pack != 1 or m.minibatch != "none":
+            raise ValueError("rejection sampling needs an unconditional GAN whose discriminator judges single "
+                             f"examples (got conditional={bool(num_classes)}, pack={m.pack}, "
+                             f"minibatch={m.minibatch!r})")
+        propose = lambda key, size: _propose(params, key, size, float(truncation))
+        return discriminator_rejection_sample(propose, rng, n, gamma=float(rejection), chunk=max(n, 1000))[0]
 
     def to_unit(x):  # the data's scale for decode / impute: images in [0, 1], vectors as they are
         return (x + 1) / 2 if data_key == "image" else from_model(x)
