@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import gen_jax.train as gt
+from gen_jax.data.conventions import to_bin_centres
 from gen_jax.families import build_family
 from gen_jax.families import gan as gan_family
 from gen_jax.losses.adversarial import (ADVERSARIAL_LOSSES, dirac_gan_trajectory, discriminator_loss,
@@ -299,11 +300,18 @@ def test_style_gan_family_trains_samples_truncated_and_inverts_in_w():
     assert err < 0.2 * start
 
 
-def test_dcgan_truncation_scales_the_code_towards_zero():
+def _digits_gan(**model):
+    """The smoke digits GAN (``model`` overrides its config's model section) at initialisation:
+    ``(config, data, family, eval params)``."""
     c = load_config_file(CONFIGS / "gan_digits.py", "smoke")
+    c.model.update(model)
     data = load_data(c, "train")
     family = build_family(c, data)
-    params = family.trainer.init_state(jax.random.key(0), data.take(16).arrays()).eval_params
+    return c, data, family, family.trainer.init_state(jax.random.key(0), data.take(16).arrays()).eval_params
+
+
+def test_dcgan_truncation_scales_the_code_towards_zero():
+    c, data, family, params = _digits_gan()
     key = jax.random.key(5)
     full = np.asarray(family.sample(params, key, 6))
     np.testing.assert_array_equal(np.asarray(family.sample(params, key, 6, truncation=1.0)), full)
@@ -355,24 +363,18 @@ def test_discriminator_rejection_sampling_draws_the_target_from_its_density_rati
 
 
 def test_gan_rejection_sampling_keeps_the_draws_its_discriminator_rates_highest():
-    c = load_config_file(CONFIGS / "gan_digits.py", "smoke")
-    data = load_data(c, "train")
-    family = build_family(c, data)
-    params = family.trainer.init_state(jax.random.key(0), data.take(16).arrays()).eval_params
+    _, data, family, params = _digits_gan()
     key = jax.random.key(3)
     kept = np.asarray(family.sample(params, key, 256, rejection=0.0))
     assert kept.shape == (256, *data.image_shape) and kept.dtype == np.int32
     np.testing.assert_array_equal(kept, np.asarray(family.sample(params, key, 256, rejection=0.0)))
     judge = jax.jit(lambda x: family.model["discriminator"].apply(
         params["discriminator"], x, None, update_stats=False, mutable=["batch_stats"])[0])
-    to_model = lambda v: jnp.asarray((v + 0.5) / family.num_levels * 2 - 1, jnp.float32)
+    to_model = lambda v: jnp.asarray(to_bin_centres(v, num_levels=family.num_levels), jnp.float32)
     plain = np.asarray(family.sample(params, key, 1000))
     # the kept draws score higher on average than plain ones (levels at bin centres, as the data)
     assert float(judge(to_model(kept)).mean()) > float(judge(to_model(plain)).mean())
-    cond = load_config_file(CONFIGS / "gan_digits.py", "smoke")
-    cond.model.conditional = True
-    cfam = build_family(cond, data)
-    cparams = cfam.trainer.init_state(jax.random.key(0), data.take(16).arrays()).eval_params
+    _, _, cfam, cparams = _digits_gan(conditional=True)
     with pytest.raises(ValueError, match="rejection sampling needs an unconditional GAN"):
         cfam.sample(cparams, key, 4, rejection=0.0)
 

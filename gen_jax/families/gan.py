@@ -315,16 +315,19 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
             return generator.apply(params["generator"], truncation * z, labels, train=False)
         return generator.apply(params["generator"], z, labels, train=False, rng=rng, truncation=truncation)
 
+    def draw(params, rng, labels, n, truncation):
+        """``n`` generator outputs in model units from fresh codes (and noise)."""
+        k_z, k_noise = jax.random.split(rng)
+        return generate(params, jax.random.normal(k_z, (n, m.latent_dim)), labels, k_noise, truncation)
+
     @functools.partial(jax.jit, static_argnames=("n",))
     def _sample(params, rng, labels, n, truncation):
-        k_z, k_noise = jax.random.split(rng)
-        return from_model(generate(params, jax.random.normal(k_z, (n, m.latent_dim)), labels, k_noise, truncation))
+        return from_model(draw(params, rng, labels, n, truncation))
 
     @functools.partial(jax.jit, static_argnames=("n",))
     def _propose(params, rng, n, truncation):
         """``n`` draws and the discriminator's logit of each (on the generator's output, what it was trained on)."""
-        k_z, k_noise = jax.random.split(rng)
-        x = generate(params, jax.random.normal(k_z, (n, m.latent_dim)), None, k_noise, truncation)
+        x = draw(params, rng, None, n, truncation)
         logits, _ = discriminator.apply(params["discriminator"], x, None, update_stats=False, mutable=["batch_stats"])
         return from_model(x), logits
 
