@@ -153,6 +153,9 @@ def conditional(config, family, params, test):
     for the classes in turn, overall and per class, and ``conditional.png`` (one row per class)."""
     if not test.num_classes or not config.model.get("conditional", False):
         raise ValueError(f"{config.model.family} on {test.name} is not class-conditional (model.conditional)")
+    if config.data.get("clusters", 0):
+        raise ValueError(f"the run's labels are k-means clusters (data.clusters={config.data.clusters}), not "
+                         f"{test.name}'s classes: the feature classifier's accuracy on them means nothing")
     net = load_feature_network(test.name, steps=_FEATURE_STEPS.value, data_dir=config.data.data_dir or None,
                                tfds_dir=config.data.tfds_dir or None)
     c, k, key = test.num_classes, family.num_levels, jax.random.key(_SEED.value)
@@ -282,7 +285,8 @@ def main(argv):
     if not _METRICS.value:  # by default only what the family can do (a GAN has no likelihood to detect with)
         needs = {"detection": "anomaly_score", "inpainting": "impute", "quality": "sample", "two_sample": "sample",
                  "conditional": "sample", "modes": "sample"}
-        if config.model.get("conditional", False) and not isinstance(test, VectorDataset):
+        if (config.model.get("conditional", False) and not isinstance(test, VectorDataset)
+                and not config.data.get("clusters", 0)):  # cluster labels are not the classes
             names.append("conditional")
         names = [n for n in names if needs[n] in family.capabilities]
     for metric in names:

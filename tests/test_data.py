@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -160,3 +161,43 @@ def test_bits_per_dim_and_dequantization_conventions():
     np.testing.assert_allclose(bits_per_dim(784 * math.log(2), num_dims=784), 1.0)
     # A uniform density on [0,1)^D assigns the discrete uniform over K^D cells: nll = D log K.
     np.testing.assert_allclose(dequantized_nll(0.0, num_dims=3, num_levels=256), 3 * math.log(256))
+
+
+def test_kmeans_reaches_scikit_learns_inertia_and_is_deterministic():
+    from sklearn.cluster import KMeans
+
+    from gen_jax.data.clusters import kmeans
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 4, (6, 3))
+    z = (centres[rng.integers(6, size=3000)] + rng.normal(size=(3000, 3)))
+    ours, labels, inertia = kmeans(z, 6, seed=1)
+    assert inertia == pytest.approx(((z - ours[labels]) ** 2).sum())
+    assert labels.shape == (3000,) and labels.dtype == np.int32 and len(np.unique(labels)) == 6
+    sk = KMeans(6, n_init=10, random_state=0).fit(z)
+    assert inertia <= sk.inertia_ * 1.001  # the optimum scikit-learn finds with 10 restarts
+    again = kmeans(z, 6, seed=1)
+    np.testing.assert_array_equal(again[1], labels)
+    assert kmeans(z, 6, seed=2)[2] == pytest.approx(inertia, rel=1e-3)  # another seeding, the same optimum here
+    with pytest.raises(ValueError, match="1 <= k <= n"):
+        kmeans(z[:3], 4)
+
+
+def test_cluster_labels_come_from_the_training_split_for_every_split(tmp_path, monkeypatch):
+    from gen_jax.train.config import load_config_file
+    from gen_jax.train.loop import load_data
+
+    monkeypatch.setenv("GEN_JAX_CACHE", str(tmp_path))
+    c = load_config_file(Path(__file__).resolve().parents[1] / "configs" / "gan_digits.py", "smoke")
+    c.data.clusters = 10
+    train, test = load_data(c, "train"), load_data(c, "test")
+    assert train.num_classes == test.num_classes == 10 and train.label.max() <= 9 and train.label.min() >= 0
+    assert len(list((tmp_path / "clusters").glob("*.npz"))) == 1  # one fit, from the training split, kept
+    classes = load_image_dataset("digits", "train").label
+    purity = sum(np.bincount(classes[train.label == j]).max() for j in range(10)) / len(classes)
+    assert purity > 0.6  # k-means of the 8x8 digits mostly follows the digit (chance: ~0.1)
+    np.testing.assert_array_equal(load_data(c, "train").label, train.label)
+    assert np.bincount(test.label, minlength=10).min() > 0
+    c.data.name = "ring8"
+    with pytest.raises(ValueError, match="data.clusters=10 is invalid.*'ring8'"):
+        load_data(c, "train")

@@ -396,3 +396,27 @@ def test_equalized_dense_starts_he_initialised_and_steps_at_its_learning_rate_mu
     # Adam's first step is lr per stored weight: lr * lr_multiplier per effective weight, in He units
     # (within float32 rounding of stored weights of size ~1 / lr_multiplier)
     np.testing.assert_allclose(np.abs(effective(moved) - effective(v)) / he, 1e-3 * 0.01, rtol=0.05)
+
+
+def test_a_gan_on_cluster_labels_samples_p_x_by_the_clusters_shares(tmp_path, monkeypatch):
+    """data.clusters: k-means clusters of the training images are the labels of a conditional GAN; unlabelled
+    draws take their cluster from its share of the training split, so that they come from p(x)."""
+    monkeypatch.setenv("GEN_JAX_CACHE", str(tmp_path))
+    c = load_config_file(CONFIGS / "gan_digits.py", "smoke")
+    c.data.clusters = 10
+    data = load_data(c, "train")
+    with pytest.raises(ValueError, match="data.clusters=10 labels the images by cluster.*model.conditional=True"):
+        build_family(c, data)
+    c.model.conditional = True
+    family = build_family(c, data)
+    params = family.trainer.init_state(jax.random.key(0), data.take(16).arrays()).eval_params
+    n, key = 4000, jax.random.key(3)
+    k_x, k_y = jax.random.split(key)
+    shares = np.bincount(data.label, minlength=10) / len(data)
+    labels = np.asarray(jax.random.choice(k_y, 10, (n,), p=jnp.asarray(shares, jnp.float32)))
+    np.testing.assert_array_equal(np.asarray(family.sample(params, key, n)),
+                                  np.asarray(family.sample(params, k_x, n, labels=labels)))
+    np.testing.assert_allclose(np.bincount(labels, minlength=10) / n, shares, atol=0.025)
+    assert shares.max() > 1.5 * shares.min()  # uneven clusters: not the one-column-per-class default
+    balanced = np.asarray(family.sample(params, k_x, n, labels=np.arange(n) % 10))
+    assert not np.array_equal(balanced, np.asarray(family.sample(params, key, n)))

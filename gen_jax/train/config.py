@@ -42,6 +42,9 @@ def default_config(family: str = "vae") -> ml_collections.ConfigDict:
     c.data.eval_split = "test"
     c.data.toy_num_train = 50_000  # 2-D toys: size of the fixed train split
     c.data.toy_num_eval = 10_000  # ... and of the valid / test splits
+    # > 0: the labels of an image dataset are replaced by k-means clusters of the training images (50 principal
+    # components; gen_jax.data.clusters): a conditional model of them is a model of p(x) without labels
+    c.data.clusters = 0
     c.data.text_file = ""  # text dataset "words": "" = /usr/share/dict/american-english (gen_jax.data.text)
 
     c.optim = ml_collections.ConfigDict(OPTIM_DEFAULTS)
@@ -159,6 +162,7 @@ def upgrade_config_dict(d: dict) -> dict:
     own = default_config(family.NAME)
     # the engine's train keys added since (parallelism, cpu_ynn_fusion) at their defaults: the old behaviour
     d["train"] = {**json.loads(json.dumps(own.train.to_dict())), **d.get("train", {})}
+    d["data"] = {**own.data.to_dict(), **d.get("data", {})}  # data keys added since (clusters: 0, none)
     if "evals" in d:  # the defaults as config.json would hold them (lists, not tuples)
         d["model"] = {**json.loads(json.dumps(own.model.to_dict())), **d["model"]}
         return d

@@ -24,6 +24,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
+from gen_jax.data.clusters import relabel_by_clusters
 from gen_jax.data.images import IMAGE_DATASETS, load_image_dataset
 from gen_jax.data.iterator import BatchIterator
 from gen_jax.data.text import TEXT_DATASETS, load_text_dataset
@@ -49,6 +50,10 @@ from gen_jax.viz import save_image_grid
 def load_data(config: ml_collections.ConfigDict, split: str):
     """A split of ``config.data.name``: a 2-D toy (fixed samples, see :mod:`gen_jax.data.vectors`), a text
     dataset (:mod:`gen_jax.data.text`) or an image dataset."""
+    k = config.data.get("clusters", 0)
+    if k < 0 or (k and config.data.name not in IMAGE_DATASETS):
+        raise ValueError(f"data.clusters={k} is invalid: it must be >= 0, and > 0 (cluster labels) only for an "
+                         f"image dataset, not {config.data.name!r}")
     if config.data.name in TOY_DATASETS:
         size = config.data.toy_num_train if split == "train" else config.data.toy_num_eval
         return load_toy_dataset(config.data.name, split, size)
@@ -57,8 +62,12 @@ def load_data(config: ml_collections.ConfigDict, split: str):
     if config.data.name not in IMAGE_DATASETS:
         raise ValueError(f"unknown dataset {config.data.name!r}; known: images {list(IMAGE_DATASETS)}, "
                          f"2-D toys {list(TOY_DATASETS)}, text {list(TEXT_DATASETS)}")
-    return load_image_dataset(config.data.name, split, data_dir=config.data.data_dir or None,
-                              tfds_dir=config.data.tfds_dir or None)
+    load = functools.partial(load_image_dataset, config.data.name, data_dir=config.data.data_dir or None,
+                             tfds_dir=config.data.tfds_dir or None)
+    data = load(split)
+    if k:  # k-means clusters of the training images as the labels (gen_jax.data.clusters)
+        data = relabel_by_clusters(data, data if split == "train" else load("train"), k, config.seed)
+    return data
 
 
 def run_keys(seed: int) -> dict[str, jax.Array]:
