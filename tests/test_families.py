@@ -409,3 +409,26 @@ def test_composable_flow_standardises_like_the_trainer_and_knows_its_shape():
         gt.make_optimizer(learnin_rate=0.1)
 
 
+
+
+@pytest.mark.parametrize("name", ["cvae_digits", "classic_digits"])
+def test_conditional_families_on_cluster_labels_draw_them_from_their_shares(name, tmp_path, monkeypatch):
+    """data.clusters: unlabelled draws of a conditional model take their label from the clusters' training
+    shares (a key split off the sampling key), labelled draws are as before; an unconditional model refuses."""
+    from gen_jax.train.loop import init_state, load_data
+
+    monkeypatch.setenv("GEN_JAX_CACHE", str(tmp_path))
+    c = load_config_file(CONFIGS / f"{name}.py", "smoke")
+    c.data.clusters, c.model.conditional = 6, True
+    data = load_data(c, "train")
+    family = build_family(c, data)
+    params = init_state(c, family, data).eval_params
+    shares = np.bincount(data.label, minlength=6) / len(data)
+    key, n = jax.random.key(4), 12
+    k_x, k_y = jax.random.split(key)
+    labels = jax.random.choice(k_y, 6, (n,), p=jnp.asarray(shares, jnp.float32))
+    np.testing.assert_array_equal(np.asarray(family.sample(params, key, n)),
+                                  np.asarray(family.sample(params, k_x, n, labels=labels)))
+    c.model.conditional = False
+    with pytest.raises(ValueError, match=f"data.clusters=6 labels the images by cluster.*'{c.model.family}'"):
+        build_family(c, data)

@@ -1,8 +1,8 @@
 """Cluster labels: k-means clusters of the training images stand in for class labels, so that a class-conditional
 model becomes a model of p(x) that needs no labels, p(x) = sum_k pi_k p(x | k), with pi the clusters' share of
-the training split ("self-conditioned" GANs, Liu et al. 2020, re-cluster the discriminator's features during training; here the
-clusters are fixed before training, from a PCA projection of the pixels, as Sage et al. 2018 conditioned a logo
-GAN on fixed clusters of image features).
+the training split. Self-conditioned GANs (Liu et al. 2020) re-cluster the discriminator's features during
+training; here the clusters are fixed before training, from a PCA projection of the pixels, as Sage et al. 2018
+conditioned a logo GAN on fixed clusters of image features.
 
 Deterministic given ``seed``: the best of a few runs of greedy k-means++ seeding (Arthur & Vassilvitskii 2007)
 from a NumPy generator and Lloyd's iterations; ``tests/test_data.py`` checks the inertia against

@@ -31,4 +31,7 @@ def register_family(module) -> None:
 
 def build_family(config: ml_collections.ConfigDict, data) -> Family:
     """The family ``config.model.family`` built for ``data`` (the training split)."""
+    if config.data.get("clusters", 0) and not config.model.get("conditional", False):
+        raise ValueError(f"data.clusters={config.data.clusters} labels the images by cluster for a conditional "
+                         f"model: set model.conditional=True (model.family={config.model.family!r})")
     return get_family(config.model.family).build(config, data)

@@ -48,7 +48,7 @@ from gen_jax.data.conventions import from_bin_centres, to_bin_centres
 from gen_jax.data.images import ImageDataset
 from gen_jax.data.vectors import VectorDataset
 from gen_jax.families.base import Family, Trainer
-from gen_jax.families.common import global_draw, image_labels, standardiser
+from gen_jax.families.common import cluster_shares, draw_labels, global_draw, standardiser
 from gen_jax.losses.adversarial import (ADVERSARIAL_LOSSES, discriminator_loss, generator_loss,
                                         gradient_norm_squared, gradient_penalty)
 from gen_jax.models.gan import DCGANGenerator, Discriminator, MLPGenerator, StyleGenerator, blur_to_level
@@ -150,9 +150,6 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
         num_classes = data.num_classes if m.conditional else 0
         if m.conditional and not num_classes:
             raise ValueError(f"model.conditional=True but dataset {data.name!r} has no labels")
-        if config.data.get("clusters", 0) and not m.conditional:
-            raise ValueError(f"data.clusters={config.data.clusters} labels the images by cluster for a "
-                             "conditional model: set model.conditional=True")
         if m.generator == "style":
             generator = StyleGenerator(image_shape=shape, channels=tuple(m.style_channels), w_dim=m.w_dim,
                                        mapping_layers=m.mapping_layers, num_classes=num_classes,
@@ -183,9 +180,7 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
     discriminator = Discriminator(kind=d_kind, features=d_features, norm=m.d_norm, spectral_norm=m.spectral_norm,
                                   minibatch=m.minibatch, minibatch_group=m.minibatch_group, pack=m.pack,
                                   num_classes=num_classes, conv="space_to_depth" if m.conv == "fast" else "flax")
-    # cluster labels (data.clusters): sample p(x) = sum_k pi_k p(x | k), pi the clusters' training shares
-    label_prior = (np.bincount(data.label, minlength=num_classes) / len(data.label)
-                   if num_classes and config.data.get("clusters", 0) else None)
+    shares = cluster_shares(config, data, num_classes)  # cluster labels: draws from p(x) (data.clusters)
     style = isinstance(generator, StyleGenerator)
     progressive = isinstance(generator, DCGANGenerator) and generator.progressive
     num_resolutions = len(m.g_channels) + 1
@@ -339,19 +334,17 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
 
     def sample(params, rng, n, *, labels=None, truncation: float = 1.0, rejection: float | None = None):
         """``n`` draws in the data's format (integer levels for images); ``labels`` for a conditional GAN
-        (default: one column per class; with cluster labels, ``data.clusters``, drawn from the clusters' shares
-        of the training split, so that the draws are from p(x)); ``truncation`` < 1 trades variety for typicality (the style
-        generator's ``w`` towards its running mean, the others' ``z`` towards 0). ``rejection=gamma`` keeps
+        (default: one column per class; with cluster labels, ``data.clusters``, drawn from the clusters'
+        shares of the training split, so that the draws are from p(x)); ``truncation`` < 1 trades variety for
+        typicality (the style generator's ``w`` towards its running mean, the others' ``z`` towards 0). ``rejection=gamma`` keeps
         the draws by discriminator rejection sampling with Azadi et al.'s shift ``gamma`` (0: exact given the
         logits; :func:`gen_jax.sampling.discriminator_rejection_sample`), for an unconditional GAN whose
         discriminator judges single examples."""
         if not 0.0 <= truncation <= 1.0:
             raise ValueError(f"truncation must lie in [0, 1], got {truncation}")
-        if labels is None and label_prior is not None:
-            rng, k_y = jax.random.split(rng)
-            labels = jax.random.choice(k_y, num_classes, (n,), p=jnp.asarray(label_prior, jnp.float32))
+        rng, labels = draw_labels(num_classes, n, labels, rng, shares)
         if rejection is None:
-            return _sample(params, rng, image_labels(num_classes, n, labels), n=n, truncation=float(truncation))
+            return _sample(params, rng, labels, n=n, truncation=float(truncation))
         if num_classes or m.pack != 1 or m.minibatch != "none":
             raise ValueError("rejection sampling needs an unconditional GAN whose discriminator judges single "
                              f"examples (got conditional={bool(num_classes)}, pack={m.pack}, "
