@@ -100,8 +100,9 @@ def fit_clusters(images: np.ndarray, k: int, seed: int = 0, dims: int = 50) -> C
     x = images.reshape(len(images), -1).astype(np.float64)
     mean = x.mean(0)
     xc = x - mean
-    values, vectors = np.linalg.eigh(xc.T @ xc)
+    _, vectors = np.linalg.eigh(xc.T @ xc)  # ascending eigenvalues
     components = vectors[:, ::-1][:, :min(dims, x.shape[1])]
+    # each component's sign fixed (its largest entry positive): the projection does not depend on the solver
     components = components * np.sign(components[np.abs(components).argmax(0), np.arange(components.shape[1])])
     centres, _, _ = kmeans(xc @ components, k, seed)
     return ClusterFit(mean, components, centres)

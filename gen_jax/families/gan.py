@@ -336,10 +336,10 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
         """``n`` draws in the data's format (integer levels for images); ``labels`` for a conditional GAN
         (default: one column per class; with cluster labels, ``data.clusters``, drawn from the clusters'
         shares of the training split, so that the draws are from p(x)); ``truncation`` < 1 trades variety for
-        typicality (the style generator's ``w`` towards its running mean, the others' ``z`` towards 0). ``rejection=gamma`` keeps
-        the draws by discriminator rejection sampling with Azadi et al.'s shift ``gamma`` (0: exact given the
-        logits; :func:`gen_jax.sampling.discriminator_rejection_sample`), for an unconditional GAN whose
-        discriminator judges single examples."""
+        typicality (the style generator's ``w`` towards its running mean, the others' ``z`` towards 0).
+        ``rejection=gamma`` keeps the draws by discriminator rejection sampling with Azadi et al.'s shift
+        ``gamma`` (0: exact given the logits; :func:`gen_jax.sampling.discriminator_rejection_sample`), for an
+        unconditional GAN whose discriminator judges single examples."""
         if not 0.0 <= truncation <= 1.0:
             raise ValueError(f"truncation must lie in [0, 1], got {truncation}")
         rng, labels = draw_labels(num_classes, n, labels, rng, shares)
