@@ -6,9 +6,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import types
 
+import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from gen_jax.families import classic, diffusion, ebm, flow, gan, made, pixelcnn, transformer, vae
 from gen_jax.families.base import (CAPABILITIES, LOG_PROB_KINDS, Family, LogProb, Trainer, loss_trainer)
@@ -30,8 +34,27 @@ def register_family(module) -> None:
 
 
 def build_family(config: ml_collections.ConfigDict, data) -> Family:
-    """The family ``config.model.family`` built for ``data`` (the training split)."""
-    if config.data.get("clusters", 0) and not config.model.get("conditional", False):
-        raise ValueError(f"data.clusters={config.data.clusters} labels the images by cluster for a conditional "
+    """The family ``config.model.family`` built for ``data`` (the training split).
+
+    With cluster labels (``data.clusters``, :mod:`gen_jax.data.clusters`) the model must be conditional, and its
+    unlabelled draws take their label from the clusters' shares of the training split (a key split off the
+    sampling key), so that ``sample`` draws from p(x) = sum_k pi_k p(x | k); labelled draws are the family's."""
+    clusters = config.data.get("clusters", 0)
+    if clusters and not config.model.get("conditional", False):
+        raise ValueError(f"data.clusters={clusters} labels the images by cluster for a conditional "
                          f"model: set model.conditional=True (model.family={config.model.family!r})")
-    return get_family(config.model.family).build(config, data)
+    family = get_family(config.model.family).build(config, data)
+    if clusters and family.sample is not None:
+        shares = jnp.asarray(np.bincount(data.label, minlength=data.num_classes) / len(data.label), jnp.float32)
+        family = dataclasses.replace(family, sample=_sampling_labels_from(family.sample, shares))
+    return family
+
+
+def _sampling_labels_from(sample, shares):
+    def drawn(params, rng, n, *, labels=None, **options):
+        if labels is None:
+            rng, key = jax.random.split(rng)
+            labels = jax.random.choice(key, len(shares), (n,), p=shares)
+        return sample(params, rng, n, labels=labels, **options)
+
+    return drawn

@@ -30,7 +30,6 @@ from gen_jax.data.conventions import dequantized_nll, uniform_dequantize
 from gen_jax.data.images import ImageDataset
 from gen_jax.data.vectors import VectorDataset
 from gen_jax.families.base import Family, LogProb, Trainer
-from gen_jax.families.common import cluster_shares, draw_labels
 from gen_jax.models import latent
 from gen_jax.train.state import create_train_state
 from gen_jax.viz import save_density_picture
@@ -153,7 +152,6 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
     else:
         raise ValueError(f"model.family='classic' needs vectors or images, got {data.name!r}")
     num_classes = data.num_classes if m.conditional else 0
-    shares = cluster_shares(config, data, num_classes)  # cluster labels: draws from p(x) (data.clusters)
     if m.conditional and not num_classes:
         raise ValueError(f"model.conditional needs labels; {data.name!r} has none")
     kind = m.kind
@@ -214,7 +212,8 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
 
     def sample(params, rng, n, *, labels=None):
         if num_classes:
-            rng, labels = draw_labels(num_classes, n, labels, rng, shares)
+            if labels is None:
+                labels = jnp.arange(n) % num_classes
             keys = jax.random.split(rng, n)
             y = jnp.concatenate([sample_jit(jax.tree.map(lambda a: a[c], params["classes"]), k, 1)
                                  for c, k in zip(np.asarray(labels), keys)])

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -35,24 +34,6 @@ def image_labels(num_classes: int, n: int, labels=None):
     if labels.shape != (n,):
         raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
     return labels
-
-
-def cluster_shares(config: ml_collections.ConfigDict, data, num_classes: int):
-    """The clusters' shares of the training split ``data`` when its labels are k-means clusters
-    (``data.clusters``, :mod:`gen_jax.data.clusters`), else ``None``: unlabelled conditional draws take their
-    label from them, so that they come from p(x) = sum_k pi_k p(x | k)."""
-    if not num_classes or not config.data.get("clusters", 0):
-        return None
-    return np.bincount(data.label, minlength=num_classes) / len(data.label)
-
-
-def draw_labels(num_classes: int, n: int, labels, rng, shares):
-    """``(rng, labels)``: :func:`image_labels`, except that without ``labels`` and with cluster ``shares``
-    (:func:`cluster_shares`) the labels are drawn from the shares with a key split off ``rng``."""
-    if labels is None and shares is not None:
-        rng, key = jax.random.split(rng)
-        return rng, jax.random.choice(key, num_classes, (n,), p=jnp.asarray(shares, jnp.float32))
-    return rng, image_labels(num_classes, n, labels)
 
 
 def optimizer_from_config(config: ml_collections.ConfigDict):

@@ -31,7 +31,7 @@ from gen_jax.data.images import ImageDataset
 from gen_jax.data.toy2d import world_land_raster
 from gen_jax.data.vectors import VectorDataset
 from gen_jax.families.base import Family, LogProb, loss_trainer
-from gen_jax.families.common import cluster_shares, draw_labels, optimizer_from_config
+from gen_jax.families.common import image_labels, optimizer_from_config
 from gen_jax.losses import diffusion_variational_bound, make_diffusion_loss
 from gen_jax.models.diffusion import EDM, PREDICTIONS, ScoreMLP, make_path, network_inputs
 from gen_jax.nn.unet import UNet
@@ -219,7 +219,6 @@ def _build_images(config: ml_collections.ConfigDict, data: ImageDataset) -> Fami
     m = config.model
     k, shape, d = data.num_levels, data.image_shape, data.num_dims
     num_classes = data.num_classes if m.conditional else 0
-    shares = cluster_shares(config, data, num_classes)  # cluster labels: draws from p(x) (data.clusters)
     if m.conditional and not num_classes:
         raise ValueError(f"model.conditional=True but dataset {data.name!r} has no labels")
     path = _path(m, sigma_data=0.5)  # images in [-1, 1]: EDM's own sigma_data
@@ -293,7 +292,7 @@ def _build_images(config: ml_collections.ConfigDict, data: ImageDataset) -> Fami
         (uniform | edm) and, for a conditional model, ``labels`` (default: one column per class) and
         ``guidance`` (0 unconditional, 1 conditional, more: sharper) default to the config's. ``clip`` keeps
         each step's ``x0_hat`` in [-1, 1] (DDPM's clipped denoising, Ho et al. 2020)."""
-        rng, labels = draw_labels(num_classes, n, labels, rng, shares)
+        labels = image_labels(num_classes, n, labels)
         if guidance is not None and not num_classes:
             raise ValueError("guidance needs a conditional model (model.conditional=True)")
         sampler = sampler or m.sampler

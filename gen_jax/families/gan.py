@@ -48,7 +48,7 @@ from gen_jax.data.conventions import from_bin_centres, to_bin_centres
 from gen_jax.data.images import ImageDataset
 from gen_jax.data.vectors import VectorDataset
 from gen_jax.families.base import Family, Trainer
-from gen_jax.families.common import cluster_shares, draw_labels, global_draw, standardiser
+from gen_jax.families.common import global_draw, image_labels, standardiser
 from gen_jax.losses.adversarial import (ADVERSARIAL_LOSSES, discriminator_loss, generator_loss,
                                         gradient_norm_squared, gradient_penalty)
 from gen_jax.models.gan import DCGANGenerator, Discriminator, MLPGenerator, StyleGenerator, blur_to_level
@@ -180,7 +180,6 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
     discriminator = Discriminator(kind=d_kind, features=d_features, norm=m.d_norm, spectral_norm=m.spectral_norm,
                                   minibatch=m.minibatch, minibatch_group=m.minibatch_group, pack=m.pack,
                                   num_classes=num_classes, conv="space_to_depth" if m.conv == "fast" else "flax")
-    shares = cluster_shares(config, data, num_classes)  # cluster labels: draws from p(x) (data.clusters)
     style = isinstance(generator, StyleGenerator)
     progressive = isinstance(generator, DCGANGenerator) and generator.progressive
     num_resolutions = len(m.g_channels) + 1
@@ -335,16 +334,16 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
     def sample(params, rng, n, *, labels=None, truncation: float = 1.0, rejection: float | None = None):
         """``n`` draws in the data's format (integer levels for images); ``labels`` for a conditional GAN
         (default: one column per class; with cluster labels, ``data.clusters``, drawn from the clusters'
-        shares of the training split, so that the draws are from p(x)); ``truncation`` < 1 trades variety for
-        typicality (the style generator's ``w`` towards its running mean, the others' ``z`` towards 0).
-        ``rejection=gamma`` keeps the draws by discriminator rejection sampling with Azadi et al.'s shift
-        ``gamma`` (0: exact given the logits; :func:`gen_jax.sampling.discriminator_rejection_sample`), for an
-        unconditional GAN whose discriminator judges single examples."""
+        shares of the training split by :func:`gen_jax.families.build_family`, so that the draws are from
+        p(x)); ``truncation`` < 1 trades variety for typicality (the style generator's ``w`` towards its running
+        mean, the others' ``z`` towards 0). ``rejection=gamma`` keeps the draws by discriminator rejection
+        sampling with Azadi et al.'s shift ``gamma`` (0: exact given the logits;
+        :func:`gen_jax.sampling.discriminator_rejection_sample`), for an unconditional GAN whose discriminator
+        judges single examples."""
         if not 0.0 <= truncation <= 1.0:
             raise ValueError(f"truncation must lie in [0, 1], got {truncation}")
-        rng, labels = draw_labels(num_classes, n, labels, rng, shares)
         if rejection is None:
-            return _sample(params, rng, labels, n=n, truncation=float(truncation))
+            return _sample(params, rng, image_labels(num_classes, n, labels), n=n, truncation=float(truncation))
         if num_classes or m.pack != 1 or m.minibatch != "none":
             raise ValueError("rejection sampling needs an unconditional GAN whose discriminator judges single "
                              f"examples (got conditional={bool(num_classes)}, pack={m.pack}, "

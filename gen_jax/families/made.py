@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import ml_collections
 
 from gen_jax.families.base import Family, loss_trainer
-from gen_jax.families.common import (cluster_shares, draw_labels, exact_log_prob, optimizer_from_config,
-                                     rename_model_keys, require_images)
+from gen_jax.families.common import (exact_log_prob, image_labels, optimizer_from_config, rename_model_keys,
+                                     require_images)
 from gen_jax.losses import make_nll_loss
 from gen_jax.models.autoregressive import MADEImage
 
@@ -38,7 +38,6 @@ def upgrade_legacy_config(d: dict) -> None:
 def build(config: ml_collections.ConfigDict, data) -> Family:
     require_images(NAME, data)
     num_classes = data.num_classes if config.model.conditional else 0
-    shares = cluster_shares(config, data, num_classes)  # cluster labels: draws from p(x) (data.clusters)
     model = MADEImage(data.image_shape, data.num_levels, hidden=tuple(config.model.hidden),
                       num_masks=config.model.num_masks, num_classes=num_classes,
                       direct_connections=config.model.direct_connections)
@@ -61,8 +60,7 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
 
     def sample(params, rng, n, *, labels=None):
         """``n`` images (integer levels) by ancestral sampling in the first mask's order."""
-        rng, labels = draw_labels(num_classes, n, labels, rng, shares)
-        return sample_jit(params, rng, n, labels).astype(jnp.int32)
+        return sample_jit(params, rng, n, image_labels(num_classes, n, labels)).astype(jnp.int32)
 
     return Family(NAME, model, loss_trainer(init_params, make_nll_loss(train_log_prob),
                                             optimizer_from_config(config), ema_decay=config.train.ema_decay),

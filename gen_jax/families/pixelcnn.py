@@ -10,8 +10,8 @@ import ml_collections
 import numpy as np
 
 from gen_jax.families.base import Family, loss_trainer
-from gen_jax.families.common import (cluster_shares, draw_labels, exact_log_prob, optimizer_from_config,
-                                     rename_model_keys, require_images)
+from gen_jax.families.common import (exact_log_prob, image_labels, optimizer_from_config, rename_model_keys,
+                                     require_images)
 from gen_jax.losses import make_nll_loss
 from gen_jax.models.autoregressive import PixelCNN
 
@@ -44,7 +44,6 @@ def upgrade_legacy_config(d: dict) -> None:
 def build(config: ml_collections.ConfigDict, data) -> Family:
     require_images(NAME, data)
     num_classes = data.num_classes if config.model.conditional else 0
-    shares = cluster_shares(config, data, num_classes)  # cluster labels: draws from p(x) (data.clusters)
     model = PixelCNN(num_levels=data.num_levels, channels=config.model.channels,
                      num_layers=config.model.num_layers, output=config.model.output,
                      num_classes=num_classes, dilations=tuple(config.model.dilations))
@@ -65,7 +64,7 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
 
     def sample(params, rng, n, *, labels=None):
         """``n`` images (integer levels) by ancestral sampling in raster order."""
-        rng, y = draw_labels(num_classes, n, labels, rng, shares)
+        y = image_labels(num_classes, n, labels)
         return sample_jit(params, rng, jnp.zeros((n,), jnp.int32) if y is None else y).astype(jnp.int32)
 
     inpaint_jit = jax.jit(lambda p, r, x, m: model.apply(p, r, x, m, method=model.inpaint))

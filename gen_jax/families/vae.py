@@ -11,7 +11,7 @@ import numpy as np
 from gen_jax.data.conventions import to_unit_interval
 from gen_jax.data.images import ImageDataset
 from gen_jax.families.base import Family, LogProb, loss_trainer
-from gen_jax.families.common import cluster_shares, draw_labels, optimizer_from_config, require_images
+from gen_jax.families.common import image_labels, optimizer_from_config, require_images
 from gen_jax.losses import (make_importance_weighted_bound, make_iwae_loss, make_vae_loss, observation_mean,
                             observation_sample, params_per_dim)
 from gen_jax.models import VAE
@@ -75,7 +75,6 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
     else:
         raise ValueError(f"loss.num_importance_samples must be >= 1, got {k}")
     conditional = bool(model.num_classes)
-    shares = cluster_shares(config, data, model.num_classes)  # cluster labels: draws from p(x) (data.clusters)
 
     def init_params(rng, batch):
         x = to_unit_interval(jnp.asarray(batch["image"]), num_levels=levels)
@@ -95,9 +94,8 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
     def sample(params, rng, n, *, labels=None, observation="draw"):
         """``n`` images as integer levels drawn from p(x | z), z from the prior; ``observation="mean"`` returns
         the decoder's mean image instead (floats on the same level scale: a picture, not a draw)."""
-        rng, labels = draw_labels(model.num_classes, n, labels, rng, shares)
         z_rng, x_rng = jax.random.split(rng)
-        out = decode_out(params, sample_prior(params, z_rng, n), labels)
+        out = decode_out(params, sample_prior(params, z_rng, n), image_labels(model.num_classes, n, labels))
         if observation == "mean":
             return observation_mean(likelihood, out, num_levels=levels) * (levels - 1)
         if observation != "draw":
