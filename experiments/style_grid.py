@@ -8,12 +8,15 @@
   from row r's code for the rest.
 * ``truncation.png``: one row per code, one column per truncation ``psi`` (1 = the model, 0 = the average style).
 
-Noise is fixed per picture (one key), so the cells differ by their styles alone.
+Noise is fixed per picture (one key), so the cells differ by their styles alone. A conditional generator (class
+or cluster labels, ``data.clusters``) maps each code with a label drawn from the training split's label shares,
+one per code, so a row or column keeps its label across the picture.
 """
 
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
@@ -33,22 +36,28 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    config, family, state, _ = restore_run(_WORKDIR.value)
+    config, family, state, data = restore_run(_WORKDIR.value)
     generator = family.model["generator"]
-    if not isinstance(generator, StyleGenerator) or config.model.conditional:
-        raise SystemExit("style_grid.py needs an unconditional GAN trained with model.generator=style")
+    if not isinstance(generator, StyleGenerator):
+        raise SystemExit("style_grid.py needs a GAN trained with model.generator=style")
     variables = state.eval_params["generator"]
-    k_rows, k_cols, k_noise, k_trunc = jax.random.split(jax.random.key(_SEED.value), 4)
+    k_rows, k_cols, k_noise, k_trunc, k_labels = jax.random.split(jax.random.key(_SEED.value), 5)
     z_rows = jax.random.normal(k_rows, (_ROWS.value, config.model.latent_dim))
     z_cols = jax.random.normal(k_cols, (_COLS.value, config.model.latent_dim))
+    l_rows = l_cols = l_trunc = None
+    if generator.num_classes:  # labels from the training split's shares (cluster labels: p(x) = sum_k pi_k p(x|k))
+        shares = jnp.asarray(np.bincount(data.label, minlength=generator.num_classes) / len(data.label))
+        l_rows, l_cols, l_trunc = (jax.random.choice(k, generator.num_classes, (n,), p=shares) for k, n in
+                                   zip(jax.random.split(k_labels, 3), (_ROWS.value, _COLS.value, _ROWS.value)))
     to_unit = lambda x: np.clip((np.asarray(x) + 1) / 2, 0, 1)
     out = Path(_WORKDIR.value)
-    row_imgs = to_unit(generator.apply(variables, z_rows, rng=k_noise))
-    col_imgs = to_unit(generator.apply(variables, z_cols, rng=k_noise))
+    row_imgs = to_unit(generator.apply(variables, z_rows, l_rows, rng=k_noise))
+    col_imgs = to_unit(generator.apply(variables, z_cols, l_cols, rng=k_noise))
     for k in map(int, _CROSSOVERS.value):
         if not 0 < k < generator.num_ws:
             raise SystemExit(f"a crossover must be in 1 .. {generator.num_ws - 1}, got {k}")
-        grid = to_unit(style_mixing_grid(generator, variables, z_rows, z_cols, k, rng=k_noise))
+        grid = to_unit(style_mixing_grid(generator, variables, z_rows, z_cols, k, rng=k_noise, labels_rows=l_rows,
+                                         labels_cols=l_cols))
         blank = np.ones_like(row_imgs[:1])
         cells = [np.concatenate([blank, col_imgs])]
         cells += [np.concatenate([row_imgs[r:r + 1], grid[r]]) for r in range(_ROWS.value)]
@@ -57,7 +66,7 @@ def main(argv):
         print(f"style mixing (crossover {k}): {path}")
     psis = [float(p) for p in _PSI.value]
     z = jax.random.normal(k_trunc, (_ROWS.value, config.model.latent_dim))
-    rows = [to_unit(generator.apply(variables, z, rng=k_noise, truncation=p)) for p in psis]
+    rows = [to_unit(generator.apply(variables, z, l_trunc, rng=k_noise, truncation=p)) for p in psis]
     path = save_image_grid(np.stack(rows, axis=1).reshape(-1, *rows[0].shape[1:]), out / "truncation.png",
                            ncols=len(psis), title="truncation psi = " + ", ".join(_PSI.value))
     print(f"truncation: {path}")

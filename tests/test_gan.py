@@ -258,6 +258,16 @@ def test_style_generator_noise_truncation_running_mean_and_mixing():
                                atol=1e-5)
     mid = style_mixing_grid(g, v, rows, cols, 2)
     assert not np.allclose(mid[0, 0], x[0]) and not np.allclose(mid[0, 0], x[2])
+    # a conditional generator's grid: each code's style is mapped with its own label
+    gc = g.clone(num_classes=3)
+    vc = gc.init(jax.random.key(1), z, jnp.zeros(5, jnp.int32))
+    lr, lc = jnp.array([0, 2]), jnp.array([1, 1, 2])
+    xr, xc = gc.apply(vc, rows, lr), gc.apply(vc, cols, lc)
+    np.testing.assert_allclose(style_mixing_grid(gc, vc, rows, cols, 0, labels_rows=lr, labels_cols=lc),
+                               jnp.broadcast_to(xr[:, None], (2, 3, 8, 8, 1)), atol=1e-5)
+    np.testing.assert_allclose(style_mixing_grid(gc, vc, rows, cols, 4, labels_rows=lr, labels_cols=lc),
+                               jnp.broadcast_to(xc[None], (2, 3, 8, 8, 1)), atol=1e-5)
+    assert not np.allclose(xr[0], gc.apply(vc, rows[:1], lr[1:]))  # the label matters
     # mixing in training: with probability 1 every example takes another code's styles from some layer on
     key = jax.random.key(4)
     plain = g.apply(v, z, train=True, rng=key, mutable=["batch_stats"])[0]

@@ -420,12 +420,13 @@ class StyleGenerator(nn.Module):
 
 
 def style_mixing_grid(generator: StyleGenerator, variables, z_rows: jax.Array, z_cols: jax.Array,
-                      crossover: int, rng=None) -> jax.Array:
+                      crossover: int, rng=None, labels_rows=None, labels_cols=None) -> jax.Array:
     """StyleGAN's mixing figure: ``(R, C, H, W, ch)`` images whose layers before ``crossover`` take their style
     from the column's code and the rest from the row's (coarse layers: pose and shape; fine: stroke and
-    texture). ``crossover = 0``: the row's image; ``num_ws``: the column's."""
-    w_r = generator.apply(variables, z_rows, method=StyleGenerator.styles)
-    w_c = generator.apply(variables, z_cols, method=StyleGenerator.styles)
+    texture). ``crossover = 0``: the row's image; ``num_ws``: the column's. A conditional generator takes each
+    code's label (``labels_rows``, ``labels_cols``): a style is the mapping of a code and its label."""
+    w_r = generator.apply(variables, z_rows, labels_rows, method=StyleGenerator.styles)
+    w_c = generator.apply(variables, z_cols, labels_cols, method=StyleGenerator.styles)
     r, c, L = w_r.shape[0], w_c.shape[0], generator.num_ws
     coarse = (jnp.arange(L) < crossover)[None, None, :, None]
     ws = jnp.where(coarse, w_c[None, :, None], w_r[:, None, None])  # (R, C, L, w_dim)
