@@ -41,7 +41,9 @@ def main(argv):
     if not isinstance(generator, StyleGenerator):
         raise SystemExit("style_grid.py needs a GAN trained with model.generator=style")
     variables = state.eval_params["generator"]
-    k_rows, k_cols, k_noise, k_trunc, k_labels = jax.random.split(jax.random.key(_SEED.value), 5)
+    seed_key = jax.random.key(_SEED.value)
+    k_rows, k_cols, k_noise, k_trunc = jax.random.split(seed_key, 4)  # (as before labels: the same pictures)
+    k_labels = jax.random.fold_in(seed_key, 1)
     z_rows = jax.random.normal(k_rows, (_ROWS.value, config.model.latent_dim))
     z_cols = jax.random.normal(k_cols, (_COLS.value, config.model.latent_dim))
     l_rows = l_cols = l_trunc = None
