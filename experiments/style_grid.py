@@ -16,10 +16,10 @@ one per code, so a row or column keeps its label across the picture.
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
+from gen_jax.families import draw_labels_by_shares, label_shares
 from gen_jax.models.gan import StyleGenerator, style_mixing_grid
 from gen_jax.train import restore_run
 from gen_jax.viz import save_image_grid
@@ -48,8 +48,8 @@ def main(argv):
     z_cols = jax.random.normal(k_cols, (_COLS.value, config.model.latent_dim))
     l_rows = l_cols = l_trunc = None
     if generator.num_classes:  # labels from the training split's shares (cluster labels: p(x) = sum_k pi_k p(x|k))
-        shares = jnp.asarray(np.bincount(data.label, minlength=generator.num_classes) / len(data.label))
-        l_rows, l_cols, l_trunc = (jax.random.choice(k, generator.num_classes, (n,), p=shares) for k, n in
+        shares = label_shares(data)
+        l_rows, l_cols, l_trunc = (draw_labels_by_shares(k, shares, n) for k, n in
                                    zip(jax.random.split(k_labels, 3), (_ROWS.value, _COLS.value, _ROWS.value)))
     to_unit = lambda x: np.clip((np.asarray(x) + 1) / 2, 0, 1)
     out = Path(_WORKDIR.value)

@@ -45,16 +45,26 @@ def build_family(config: ml_collections.ConfigDict, data) -> Family:
                          f"model: set model.conditional=True (model.family={config.model.family!r})")
     family = get_family(config.model.family).build(config, data)
     if clusters and family.sample is not None:
-        shares = jnp.asarray(np.bincount(data.label, minlength=data.num_classes) / len(data.label), jnp.float32)
-        family = dataclasses.replace(family, sample=_sampling_labels_from(family.sample, shares))
+        family = dataclasses.replace(family, sample=_sampling_labels_from(family.sample, label_shares(data)))
     return family
+
+
+def label_shares(data) -> jax.Array:
+    """Each label's share of the labelled dataset ``data`` (the training split): the mixture weights pi_k of
+    p(x) = sum_k pi_k p(x | k) for a model conditional on cluster labels."""
+    return jnp.asarray(np.bincount(data.label, minlength=data.num_classes) / len(data.label), jnp.float32)
+
+
+def draw_labels_by_shares(key: jax.Array, shares: jax.Array, n: int) -> jax.Array:
+    """``n`` labels drawn independently with probabilities ``shares`` (:func:`label_shares`)."""
+    return jax.random.choice(key, len(shares), (n,), p=shares)
 
 
 def _sampling_labels_from(sample, shares):
     def drawn(params, rng, n, *, labels=None, **options):
         if labels is None:
             rng, key = jax.random.split(rng)
-            labels = jax.random.choice(key, len(shares), (n,), p=shares)
+            labels = draw_labels_by_shares(key, shares, n)
         return sample(params, rng, n, labels=labels, **options)
 
     return drawn
