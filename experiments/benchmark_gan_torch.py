@@ -63,7 +63,6 @@ D = nn.Sequential(
     nn.Conv2d(d0, d1, 4, 2, 1, bias=False), nn.BatchNorm2d(d1), nn.LeakyReLU(0.2),
     nn.Flatten(), nn.Linear(d1 * 7 * 7, 1))
 count = sum(p.numel() for p in G.parameters()) + sum(p.numel() for p in D.parameters())
-print(json.dumps({"params": count}), flush=True)
 opt_g = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
 opt_d = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
 real = torch.rand(B, 1, 28, 28) * 2 - 1
@@ -77,6 +76,7 @@ def step():
 
 for _ in range(3):
     step()
+print(json.dumps({"params": count}), flush=True)
 for line in sys.stdin:  # one round per line: time `repeats` steps
     n = int(line)
     t0 = time.perf_counter()

@@ -3,7 +3,9 @@ a child process in a PyTorch venv runs the peer's step, gen_jax's sides run here
 
 PyTorch is a benchmark-only tool, never a dependency of gen_jax: ``python3 -m venv .venv-torch &&
 .venv-torch/bin/pip install torch==2.13.0 numpy`` (a CPU wheel from local disk here). The child prints
-``{"params": N}`` first, then, for each line ``n`` it reads, ``{"seconds_per_step": s}`` for ``n`` timed steps.
+``{"params": N}`` once its warm-up steps are done, then, for each line ``n`` it reads, ``{"seconds_per_step": s}``
+for ``n`` timed steps. (Until 2026-12-04 it printed the count before its warm-up, which then ran beside gen_jax's
+first timed round: that round took up to twice the others'; the medians hid most of it.)
 """
 
 from __future__ import annotations
