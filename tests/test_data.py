@@ -9,6 +9,7 @@ import pytest
 
 from gen_jax.data import (BatchIterator, DatasetNotFoundError, ImageDataset, bits_per_dim, dequantized_nll,
                           get_toy, load_image_dataset)
+from gen_jax.data.cache import cache_dir
 from gen_jax.data.images import stack_mnist
 
 
@@ -84,6 +85,14 @@ def test_digits_split_is_fixed_and_disjoint():
     assert len(train) + len(test) == 1797 and train.num_levels == 17 and train.image.max() == 16
     flat = {bytes(r) for r in train.image.reshape(len(train), -1)}
     assert sum(bytes(r) in flat for r in test.image.reshape(len(test), -1)) < 5  # a few exact duplicates exist
+    # scikit-learn's digits (read from gen_jax's cache after the first load), the split a fixed permutation
+    from sklearn.datasets import load_digits
+
+    d, perm = load_digits(), np.random.default_rng(0).permutation(1797)
+    assert (cache_dir() / "sklearn_digits.npz").exists()
+    for part, idx in ((train, perm[:len(train)]), (test, perm[len(train):])):
+        np.testing.assert_array_equal(part.image[..., 0], d.images[idx].astype(np.uint8))
+        np.testing.assert_array_equal(part.label, d.target[idx])
 
 
 def test_binarized_mnist_is_the_fixed_binarization():

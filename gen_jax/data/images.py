@@ -78,12 +78,25 @@ def _require(path: Path, what: str, hint: str = _DATA_DIR_HINT) -> Path:
     return path
 
 
-def _digits(split: str) -> ImageDataset:
-    from sklearn.datasets import load_digits
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digits as ``(images (1797, 8, 8, 1) uint8 levels 0..16, labels int32)``, kept in the
+    cache after the first load: importing scikit-learn takes about 2 s, which every command-line run on the
+    digits paid before its first step."""
+    cached = cache_dir() / "sklearn_digits.npz"
+    if not cached.exists():
+        with locked(cached):
+            if not cached.exists():
+                from sklearn.datasets import load_digits
 
-    d = load_digits()
-    images = d.images.astype(np.uint8)[..., None]  # (1797, 8, 8, 1), levels 0..16
-    labels = d.target.astype(np.int32)
+                d = load_digits()
+                savez_atomically(cached, image=d.images.astype(np.uint8)[..., None],
+                                 label=d.target.astype(np.int32))
+    with np.load(cached) as arrays:
+        return arrays["image"], arrays["label"]
+
+
+def _digits(split: str) -> ImageDataset:
+    images, labels = _digits_arrays()
     perm = np.random.default_rng(0).permutation(len(images))  # fixed split, independent of any run seed
     n_train = int(0.8 * len(images))
     idx = {"train": perm[:n_train], "test": perm[n_train:]}[split]
