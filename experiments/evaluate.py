@@ -3,7 +3,8 @@
 Scores the split with the family's declared log-likelihood (its ``log_prob`` capability): a bound's estimator
 takes ``--num_samples`` (k of a VAE's importance-weighted bound; 1 = the ELBO); an exact or dequantized
 log-likelihood takes none, and ``--num_samples`` is then ignored. Writes
-``<workdir>/eval_<estimator>_<split>.json`` (``eval_iwae5000_test.json``, ``eval_exact_test.json``)."""
+``<workdir>/eval_<estimator>_<split>.json`` (``eval_iwae5000_test.json``, ``eval_exact_test.json``);
+``--checkpoint 4000`` scores the kept checkpoint of step 4000 into ``eval_<estimator>_<split>_step4000.json``."""
 
 import json
 import time
@@ -23,7 +24,8 @@ _K = flags.DEFINE_integer("num_samples", 5000, "Importance samples of a bound's 
 _CHUNK = flags.DEFINE_integer("chunk", 250, "Importance samples drawn at once (memory ~ chunk x batch).")
 _BATCH = flags.DEFINE_integer("batch_size", 500, "Test examples at once.")
 _SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.")
-_CHECKPOINT = flags.DEFINE_enum("checkpoint", "best_if_any", list(CHECKPOINT_CHOICES),
+_CHECKPOINT = flags.DEFINE_string("checkpoint", "best_if_any",
+                                f"{' | '.join(CHECKPOINT_CHOICES)} or a kept checkpoint's step (e.g. 4000). "
                                 "Which parameters: the end of training, the model-selection pick, or the pick "
                                 "when the run made one.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the importance samples.")
@@ -36,7 +38,10 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    which = resolve_checkpoint(_WORKDIR.value, _CHECKPOINT.value)
+    try:
+        which = resolve_checkpoint(_WORKDIR.value, _CHECKPOINT.value)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
     config, family, state, data = restore_run(_WORKDIR.value, _SPLIT.value, which)
     if _NUM.value:
         data = data.take(_NUM.value)
@@ -52,7 +57,9 @@ def main(argv):
     res.update({**options, "estimator": estimator, "log_prob_kind": log_prob.kind, "k": options.get("num_samples"),
                 "device": str(jax.devices()[0].platform), "split": _SPLIT.value, "checkpoint": which,
                 "step": int(state.step), "seconds": round(time.time() - t0, 1)})
-    write_text_atomic(Path(_WORKDIR.value) / f"eval_{estimator}_{_SPLIT.value}.json", json.dumps(res, indent=2))
+    at = f"_step{which}" if which.isdigit() else ""  # an earlier checkpoint's results beside the run's own
+    write_text_atomic(Path(_WORKDIR.value) / f"eval_{estimator}_{_SPLIT.value}{at}.json",
+                      json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
 
 

@@ -24,7 +24,8 @@
 Defaults: ``quality,detection,inpainting`` for image workdirs, ``modes`` for Stacked MNIST, ``two_sample`` for
 vector ones, each where the family has what it needs (a GAN has no likelihood: no detection).
 
-Writes ``<workdir>/metrics_<metric>.json`` and prints them.
+Writes ``<workdir>/metrics_<metric>.json`` and prints them. ``--checkpoint 4000`` scores the run's kept checkpoint
+of step 4000 instead, into ``metrics_<metric>_step4000.json`` (the run's own results stay).
 """
 
 import inspect
@@ -50,7 +51,8 @@ from gen_jax.viz import save_image_grid
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir.")
 _METRICS = flags.DEFINE_list("metrics", [], "Which metrics (default: all that apply to the workdir's data).")
-_CHECKPOINT = flags.DEFINE_enum("checkpoint", "best_if_any", list(CHECKPOINT_CHOICES),
+_CHECKPOINT = flags.DEFINE_string("checkpoint", "best_if_any",
+                                f"{' | '.join(CHECKPOINT_CHOICES)} or a kept checkpoint's step (e.g. 4000). "
                                 "Parameters to evaluate (see experiments/evaluate.py).")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 10000, "Generated samples for the quality metrics.")
 _REFERENCE = flags.DEFINE_string("reference_split", "test", "Reference split for the quality metrics.")
@@ -98,17 +100,24 @@ def _impute_options() -> dict:
     return parse_key_values(_IMPUTE_OPTIONS.value)
 
 
+def _step_suffix() -> str:
+    """``_step<N>`` when ``--checkpoint`` names a step: an earlier checkpoint's results go beside the run's."""
+    return f"_step{int(_CHECKPOINT.value)}" if _CHECKPOINT.value.isdigit() else ""
+
+
 def _output_suffix(metric: str) -> str:
     """What tells this invocation's outputs of ``metric`` from the default ones: ``_buffer`` for the quality of
     a replay buffer, ``_<key><value>...`` for quality with sample options (e.g. ``_truncation0.7``) and for
-    inpainting with impute options."""
+    inpainting with impute options, then ``_step<N>`` for a named checkpoint step."""
     if metric == "quality" and _SAMPLE_SOURCE.value == "buffer":
-        return "_buffer"
-    if metric == "quality":
-        return "".join(f"_{k}{v}" for k, v in sorted(_sample_options().items()))
-    if metric == "inpainting":
-        return "".join(f"_{k}{v}" for k, v in sorted(_impute_options().items()))
-    return ""
+        suffix = "_buffer"
+    elif metric == "quality":
+        suffix = "".join(f"_{k}{v}" for k, v in sorted(_sample_options().items()))
+    elif metric == "inpainting":
+        suffix = "".join(f"_{k}{v}" for k, v in sorted(_impute_options().items()))
+    else:
+        suffix = ""
+    return suffix + _step_suffix()
 
 
 def _samples(family, params, aux=None) -> np.ndarray:
@@ -169,7 +178,7 @@ def conditional(config, family, params, test):
                                         labels[labels == y], k, c)
     per_class = [net.accuracy(as_dataset(y)) for y in range(c)]
     grid = np.concatenate([images[labels == y][:10] for y in range(c)]) / (k - 1)
-    save_image_grid(grid, Path(_WORKDIR.value) / "conditional.png", ncols=10,
+    save_image_grid(grid, Path(_WORKDIR.value) / f"conditional{_step_suffix()}.png", ncols=10,
                     title=f"{config.model.family} on {test.name}: one row per class")
     return {"num_samples": n, "classifier_accuracy": float(np.mean(per_class)), "accuracy_per_class": per_class,
             "feature_network": net.describe(), "sample_options": options}
@@ -276,7 +285,10 @@ def main(argv):
     unknown = set(_METRICS.value) - set(METRICS)
     if unknown:
         raise app.UsageError(f"unknown metrics {sorted(unknown)}; known: {sorted(METRICS)}")
-    which = resolve_checkpoint(_WORKDIR.value, _CHECKPOINT.value)
+    try:
+        which = resolve_checkpoint(_WORKDIR.value, _CHECKPOINT.value)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
     config, family, state, test = restore_run(_WORKDIR.value, "test", which)
     params = state.eval_params
     names = _METRICS.value or (["two_sample"] if isinstance(test, VectorDataset)

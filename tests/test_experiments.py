@@ -110,7 +110,8 @@ def test_a_conditional_gan_workdir_gets_the_metrics_it_has(tmp_path):
     work = tmp_path / "gan"
     cli("train.py", "--config", "configs/gan_digits.py:smoke", "--workdir", work, "--config.train.num_devices=1",
         "--config.model.conditional=True")
-    cli("evaluate_metrics.py", "--workdir", work, "--num_samples", 50, "--feature_steps", 50)
+    # the digits feature network of 100 steps: the one the other tests train (and cache)
+    cli("evaluate_metrics.py", "--workdir", work, "--num_samples", 50, "--feature_steps", 100)
     assert not (work / "metrics_detection.json").exists()  # no likelihood: not attempted
     assert not (work / "metrics_inpainting.json").exists()  # a conditional GAN does not impute
     cond = json.loads((work / "metrics_conditional.json").read_text())

@@ -6,6 +6,7 @@ import os
 import signal
 
 import chex
+import jax
 import numpy as np
 import pytest
 
@@ -129,6 +130,14 @@ def test_an_empty_best_directory_is_no_selection_and_reads_create_nothing(tmp_pa
     (work / "best").mkdir()  # what a failed evaluate or an early-stopped selection run used to leave
     assert gt.resolve_checkpoint(work, "best_if_any") == "latest"
     assert int(gt.restore_run(work, checkpoint="best_if_any")[2].step) == 20
+    # an earlier kept checkpoint by its step (what evaluate.py / evaluate_metrics.py --checkpoint 10 read)
+    assert gt.resolve_checkpoint(work, "10") == "10"
+    early, late = (gt.restore_run(work, checkpoint=c)[2] for c in ("10", "latest"))
+    assert int(early.step) == 10 and not np.array_equal(*(jax.tree.leaves(s.params)[0] for s in (early, late)))
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint of step 7 .* keeps steps \[10, 20\]"):
+        gt.restore_run(work, checkpoint="7")
+    with pytest.raises(ValueError, match="or a kept checkpoint's step, got 'last'"):
+        gt.resolve_checkpoint(work, "last")
 
 
 def test_non_finite_at_the_first_step_names_it_and_says_no_checkpoint_exists(tmp_path):

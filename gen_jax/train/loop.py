@@ -518,9 +518,13 @@ CHECKPOINT_CHOICES = ("latest", "best", "best_if_any")
 
 def resolve_checkpoint(workdir: str | Path, checkpoint: str) -> str:
     """``latest`` or ``best``: ``best_if_any`` is ``best`` when the run kept a model-selection pick (an empty
-    ``best/``, left by a run stopped before its first selection, does not count)."""
+    ``best/``, left by a run stopped before its first selection, does not count). A step number (``"4000"``)
+    names one of the run's kept checkpoints and is returned as it is."""
+    if str(checkpoint).isdigit():
+        return str(int(checkpoint))
     if checkpoint not in CHECKPOINT_CHOICES:
-        raise ValueError(f"checkpoint must be one of {CHECKPOINT_CHOICES}, got {checkpoint!r}")
+        raise ValueError(f"checkpoint must be one of {CHECKPOINT_CHOICES} or a kept checkpoint's step, "
+                         f"got {checkpoint!r}")
     if checkpoint == "best_if_any":
         return "best" if has_checkpoint(Path(workdir) / "best") else "latest"
     return checkpoint
@@ -528,9 +532,11 @@ def resolve_checkpoint(workdir: str | Path, checkpoint: str) -> str:
 
 def restore_run(workdir: str | Path, split: str = "train", checkpoint: str = "latest"):
     """Rebuilds ``(config, family, state, data)`` of a trained workdir from its config and a checkpoint:
-    ``latest`` (the end of training), ``best`` (the model-selection pick, see ``eval.select_every``) or
-    ``best_if_any``; ``data`` is ``split`` of the run's dataset. Read-only: it creates and changes nothing
-    (a damaged newest checkpoint is reported and the newest intact one restored).
+    ``latest`` (the end of training), ``best`` (the model-selection pick, see ``eval.select_every``),
+    ``best_if_any``, or a step of ``checkpoints/`` (``"4000"``: an earlier point of the run, as long as
+    ``train.max_checkpoints`` kept it); ``data`` is ``split`` of the run's dataset. Read-only: it creates and
+    changes nothing (a damaged newest checkpoint is reported and the newest intact one restored; a damaged
+    named step is an error).
 
     The family is built from the training split whatever ``split`` is, as in :func:`run`: some models take
     constants from it (an input standardisation), so building them from another split would give another
@@ -545,14 +551,21 @@ def restore_run(workdir: str | Path, split: str = "train", checkpoint: str = "la
     data = train_data if split == "train" else load_data(config, split)
     family = family_registry.build_family(config, train_data)
     state = init_state(config, family, train_data)
-    directory = workdir / ("checkpoints" if checkpoint == "latest" else "best")
+    directory = workdir / ("best" if checkpoint == "best" else "checkpoints")
     if not has_checkpoint(directory):
         hint = " (the run had no model selection, or stopped before its first: eval.select_every)" \
             if checkpoint == "best" else ""
         raise FileNotFoundError(f"no checkpoint in {directory}{hint}")
     store = CheckpointStore(directory, create=False)
     try:
-        state, _, step, damaged = store.restore_latest_intact(state)
+        if checkpoint.isdigit():
+            step, damaged = int(checkpoint), []
+            if step not in store.all_steps():
+                raise FileNotFoundError(f"no checkpoint of step {step} in {directory}; it keeps steps "
+                                        f"{store.all_steps()} (train.max_checkpoints)")
+            state = store.restore(state, step)[0]
+        else:
+            state, _, step, damaged = store.restore_latest_intact(state)
     finally:
         store.close()
     for bad_step, error in damaged:
