@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from gen_jax.viz._pyplot import pyplot
 
 
 def density_grid(log_prob, bounds: Sequence[float], resolution: int = 200):
@@ -34,6 +32,7 @@ def save_2d_panels(panels: Sequence[dict], path: str | Path, *, bounds: Sequence
     path.parent.mkdir(parents=True, exist_ok=True)
     xmin, xmax, ymin, ymax = bounds
     aspect = (ymax - ymin) / (xmax - xmin)
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(panel_size * len(panels), panel_size * max(aspect, 0.4)),
                              squeeze=False)
     for ax, panel in zip(axes[0], panels):

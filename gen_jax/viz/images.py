@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from gen_jax.viz._pyplot import pyplot
 
 
 def image_grid(images: np.ndarray, ncols: int | None = None, pad: int = 1) -> np.ndarray:
@@ -29,6 +27,7 @@ def save_image_grid(images: np.ndarray, path: str | Path, *, ncols: int | None =
     """Writes a grid of ``(N, H, W, C)`` images in [0, 1] to ``path`` (PNG) and returns the path."""
     grid = image_grid(images, ncols)
     fig_w = max(2.0, grid.shape[1] * scale / 8)
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(fig_w, fig_w * grid.shape[0] / grid.shape[1] + (0.4 if title else 0)))
     ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1,
               interpolation="nearest")
@@ -44,6 +43,7 @@ def save_image_grid(images: np.ndarray, path: str | Path, *, ncols: int | None =
 
 def save_latent_scatter(points: np.ndarray, labels: np.ndarray, path: str | Path, *, title: str = "") -> Path:
     """2-D scatter of latent codes coloured by label."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
     sc = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=6, alpha=0.8)
     fig.colorbar(sc, ax=ax, ticks=range(int(labels.max()) + 1), label="label")

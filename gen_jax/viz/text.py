@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from gen_jax.viz._pyplot import pyplot
 
 
 def save_text_columns(columns: dict[str, list[str]], path: str | Path, *, title: str | None = None) -> Path:
@@ -16,6 +13,7 @@ def save_text_columns(columns: dict[str, list[str]], path: str | Path, *, title:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = max((len(v) for v in columns.values()), default=0)
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(2.6 * max(len(columns), 1), 0.25 * rows + 1.0))
     ax.axis("off")
     for i, (heading, lines) in enumerate(columns.items()):
