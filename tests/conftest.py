@@ -109,6 +109,6 @@ def perturb(params, scale: float, seed: int = 0):
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(monkeypatch):
-    """Derived data (prepared TFDS, land raster, feature networks) goes to one cache shared by the session's
+    """Derived data (prepared TFDS, the digits, land raster, feature networks) goes to one cache shared by the session's
     tests and workers, never the user's."""
     monkeypatch.setenv("GEN_JAX_CACHE", os.environ["GEN_JAX_TEST_CACHE"])
