@@ -13,7 +13,7 @@ from pathlib import Path
 import jax
 from absl import app, flags, logging
 
-from gen_jax.train import CHECKPOINT_CHOICES, resolve_checkpoint, restore_run
+from gen_jax.train import CHECKPOINT_CHOICES, checkpoint_suffix, resolve_checkpoint, restore_run
 from gen_jax.train.config import parse_key_values
 from gen_jax.train.evaluators import split_log_likelihood
 from gen_jax.train.workdir import write_text_atomic
@@ -57,8 +57,7 @@ def main(argv):
     res.update({**options, "estimator": estimator, "log_prob_kind": log_prob.kind, "k": options.get("num_samples"),
                 "device": str(jax.devices()[0].platform), "split": _SPLIT.value, "checkpoint": which,
                 "step": int(state.step), "seconds": round(time.time() - t0, 1)})
-    at = f"_step{which}" if which.isdigit() else ""  # an earlier checkpoint's results beside the run's own
-    write_text_atomic(Path(_WORKDIR.value) / f"eval_{estimator}_{_SPLIT.value}{at}.json",
+    write_text_atomic(Path(_WORKDIR.value) / f"eval_{estimator}_{_SPLIT.value}{checkpoint_suffix(which)}.json",
                       json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
 

@@ -43,7 +43,7 @@ from gen_jax.families.ebm import buffer_images
 from gen_jax.eval import (MASKS, classify_channels, detection_report, inpainting_score, load_feature_network,
                           make_mask, masked_errors, mode_coverage, mode_numbers, sample_quality, stacked_modes,
                           two_sample_report)
-from gen_jax.train import CHECKPOINT_CHOICES, resolve_checkpoint, restore_run
+from gen_jax.train import CHECKPOINT_CHOICES, checkpoint_suffix, resolve_checkpoint, restore_run
 from gen_jax.train.config import parse_key_values
 from gen_jax.train.loop import load_data
 from gen_jax.train.workdir import write_text_atomic
@@ -100,11 +100,6 @@ def _impute_options() -> dict:
     return parse_key_values(_IMPUTE_OPTIONS.value)
 
 
-def _step_suffix() -> str:
-    """``_step<N>`` when ``--checkpoint`` names a step: an earlier checkpoint's results go beside the run's."""
-    return f"_step{int(_CHECKPOINT.value)}" if _CHECKPOINT.value.isdigit() else ""
-
-
 def _output_suffix(metric: str) -> str:
     """What tells this invocation's outputs of ``metric`` from the default ones: ``_buffer`` for the quality of
     a replay buffer, ``_<key><value>...`` for quality with sample options (e.g. ``_truncation0.7``) and for
@@ -117,7 +112,7 @@ def _output_suffix(metric: str) -> str:
         suffix = "".join(f"_{k}{v}" for k, v in sorted(_impute_options().items()))
     else:
         suffix = ""
-    return suffix + _step_suffix()
+    return suffix + checkpoint_suffix(_CHECKPOINT.value)
 
 
 def _samples(family, params, aux=None) -> np.ndarray:
@@ -178,7 +173,7 @@ def conditional(config, family, params, test):
                                         labels[labels == y], k, c)
     per_class = [net.accuracy(as_dataset(y)) for y in range(c)]
     grid = np.concatenate([images[labels == y][:10] for y in range(c)]) / (k - 1)
-    save_image_grid(grid, Path(_WORKDIR.value) / f"conditional{_step_suffix()}.png", ncols=10,
+    save_image_grid(grid, Path(_WORKDIR.value) / f"conditional{checkpoint_suffix(_CHECKPOINT.value)}.png", ncols=10,
                     title=f"{config.model.family} on {test.name}: one row per class")
     return {"num_samples": n, "classifier_accuracy": float(np.mean(per_class)), "accuracy_per_class": per_class,
             "feature_network": net.describe(), "sample_options": options}

@@ -530,6 +530,12 @@ def resolve_checkpoint(workdir: str | Path, checkpoint: str) -> str:
     return checkpoint
 
 
+def checkpoint_suffix(checkpoint: str) -> str:
+    """``_step<N>`` for a checkpoint named by its step (outputs scored at an earlier step go beside the run's
+    own), else ``""``."""
+    return f"_step{int(checkpoint)}" if str(checkpoint).isdigit() else ""
+
+
 def restore_run(workdir: str | Path, split: str = "train", checkpoint: str = "latest"):
     """Rebuilds ``(config, family, state, data)`` of a trained workdir from its config and a checkpoint:
     ``latest`` (the end of training), ``best`` (the model-selection pick, see ``eval.select_every``),
