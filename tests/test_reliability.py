@@ -266,26 +266,31 @@ def test_cache_entries_are_built_under_a_lock_and_written_by_rename(tmp_path):
     import threading
     import time
 
-    from gen_jax.data.cache import locked, savez_atomically, write_atomically
+    from gen_jax.data.cache import CacheEntryError, cached_arrays, write_atomically
 
-    entry, builds = tmp_path / "c" / "entry.npz", []
+    entry, builds, read = tmp_path / "c" / "entry.npz", [], {}
 
     def build(name):
-        with locked(entry):  # each thread opens the lock file itself: flock excludes it like another process
-            if not entry.exists():
-                builds.append(name)
-                time.sleep(0.3)
-                savez_atomically(entry, x=np.arange(3))
+        builds.append(name)
+        time.sleep(0.3)
+        return {"x": np.arange(3)}
 
-    threads = [threading.Thread(target=build, args=(n,)) for n in "ab"]
+    def use(name):  # each thread opens the lock file itself: flock excludes it like another process
+        read[name] = cached_arrays(entry, lambda: build(name))["x"].tolist()
+
+    threads = [threading.Thread(target=use, args=(n,)) for n in "ab"]
     for t in threads:
         t.start()
         time.sleep(0.05)
     for t in threads:
         t.join()
-    assert len(builds) == 1 and np.load(entry)["x"].tolist() == [0, 1, 2]
+    assert len(builds) == 1 and read == {"a": [0, 1, 2], "b": [0, 1, 2]}
     write_atomically(tmp_path / "c" / "meta.json", "{}")
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["entry.npz", "entry.npz.lock", "meta.json"]
+    entry.write_bytes(b"half a file")
+    with pytest.raises(CacheEntryError, match=rf"cache entry {entry} cannot be read .* delete that file"):
+        cached_arrays(entry, lambda: build("c"))
+    assert len(builds) == 1 and entry.read_bytes() == b"half a file"  # named, not rebuilt over
 
 
 def test_the_host_runs_at_most_two_steps_ahead_of_the_device(tmp_path, monkeypatch):

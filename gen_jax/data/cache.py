@@ -9,6 +9,7 @@ import contextlib
 import fcntl
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -51,3 +52,25 @@ def savez_atomically(path: str | Path, *, compressed: bool = False, **arrays) ->
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
     (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
     os.replace(tmp, path)
+
+
+def cached_arrays(path: str | Path, build: Callable[[], dict[str, np.ndarray]], *,
+                  compressed: bool = False) -> dict[str, np.ndarray]:
+    """The arrays of the cache entry ``path`` (an ``.npz``), built by ``build()`` and written by rename the first
+    time, under :func:`locked`: check, lock, check again, build, write. Every process sharing the cache reads the
+    one result; a process that finds the entry made never takes the lock."""
+    path = Path(path)
+    if not path.exists():
+        with locked(path):
+            if not path.exists():
+                savez_atomically(path, compressed=compressed, **build())
+    try:
+        with np.load(path) as arrays:
+            return {name: arrays[name] for name in arrays.files}
+    except Exception as e:  # truncated or overwritten by something else: say which file, keep it for a look
+        raise CacheEntryError(f"the cache entry {path} cannot be read ({type(e).__name__}: {e}); delete that file "
+                              "and it is built again") from e
+
+
+class CacheEntryError(ValueError):
+    """A cache entry exists but cannot be read."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gen_jax.data.cache import cache_dir, locked, savez_atomically
+from gen_jax.data.cache import cache_dir, cached_arrays
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,13 +114,7 @@ def cached_fit(train: np.ndarray, k: int, seed: int = 0, dims: int = 50, folder:
     cache (``$GEN_JAX_CACHE/clusters``): every split, process and evaluation of a run labels by one fit."""
     digest = hashlib.sha256(np.ascontiguousarray(train).tobytes()).hexdigest()[:16]
     path = Path(folder or cache_dir() / "clusters") / f"{tag}k{k}_s{seed}_d{dims}_{digest}.npz"
-    if not path.exists():
-        with locked(path):
-            if not path.exists():
-                fit = fit_clusters(train, k, seed, dims)
-                savez_atomically(path, **dataclasses.asdict(fit))
-    with np.load(path) as f:
-        return ClusterFit(f["mean"], f["components"], f["centres"])
+    return ClusterFit(**cached_arrays(path, lambda: dataclasses.asdict(fit_clusters(train, k, seed, dims))))
 
 
 def relabel_by_clusters(split, train, k: int, seed: int = 0):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gen_jax.data.cache import cache_dir, locked, savez_atomically
+from gen_jax.data.cache import CacheEntryError, cache_dir, cached_arrays
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -82,17 +82,14 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 8x8 digits as ``(images (1797, 8, 8, 1) uint8 levels 0..16, labels int32)``, kept in the
     cache after the first load: importing scikit-learn takes about 2 s, which every command-line run on the
     digits paid before its first step."""
-    cached = cache_dir() / "sklearn_digits.npz"
-    if not cached.exists():
-        with locked(cached):
-            if not cached.exists():
-                from sklearn.datasets import load_digits
+    def build():
+        from sklearn.datasets import load_digits
 
-                d = load_digits()
-                savez_atomically(cached, image=d.images.astype(np.uint8)[..., None],
-                                 label=d.target.astype(np.int32))
-    with np.load(cached) as arrays:
-        return arrays["image"], arrays["label"]
+        d = load_digits()
+        return {"image": d.images.astype(np.uint8)[..., None], "label": d.target.astype(np.int32)}
+
+    arrays = cached_arrays(cache_dir() / "sklearn_digits.npz", build)
+    return arrays["image"], arrays["label"]
 
 
 def _digits(split: str) -> ImageDataset:
@@ -120,23 +117,21 @@ def _tfds_image_dataset(name: str, split: str, manual_dir: Path, tfds_dir: Path 
     # data.data_dir is another dataset, not the one prepared first.
     source = hashlib.sha256(str(Path(manual_dir).resolve()).encode()).hexdigest()[:12]
     cached = tfds_dir / f"{name}_{split}_{source}.npz"
-    if not cached.exists():
-        with locked(cached):  # processes sharing the cache prepare it once, one at a time
-            if not cached.exists():
-                import tensorflow_datasets as tfds
 
-                builder = tfds.builder(name, data_dir=str(tfds_dir))
-                builder.download_and_prepare(
-                    download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
-                ds = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
-                savez_atomically(cached, image=ds["image"].astype(np.uint8), label=ds["label"].astype(np.int32))
+    def build():  # processes sharing the cache prepare it once, one at a time
+        import tensorflow_datasets as tfds
+
+        builder = tfds.builder(name, data_dir=str(tfds_dir))
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+        ds = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+        return {"image": ds["image"].astype(np.uint8), "label": ds["label"].astype(np.int32)}
+
     try:
-        with np.load(cached) as arrays:
-            image, label = arrays["image"], arrays["label"]
-    except Exception as e:  # a truncated or overwritten cache file
-        raise ValueError(f"the prepared cache {cached} of {name}/{split} cannot be read ({type(e).__name__}: "
-                         f"{e}); delete that file and it is prepared again from {manual_dir}") from e
-    return ImageDataset(name, split, image, label, num_levels=256, num_classes=10)
+        arrays = cached_arrays(cached, build)
+    except CacheEntryError as e:  # a truncated or overwritten cache file
+        raise ValueError(f"the prepared cache {cached} of {name}/{split} cannot be read ({e.__cause__!r}); "
+                         f"delete that file and it is prepared again from {manual_dir}") from e
+    return ImageDataset(name, split, arrays["image"], arrays["label"], num_levels=256, num_classes=10)
 
 
 def _read_idx(path: Path) -> np.ndarray:

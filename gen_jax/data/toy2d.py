@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 from scipy.special import logsumexp
 
-from gen_jax.data.cache import cache_dir, locked, savez_atomically
+from gen_jax.data.cache import cache_dir, cached_arrays
 
 # Resolution of the rasterised land mask used by world_land, in degrees: 0.25 deg -> 720 x 1440 cells.
 WORLD_LAND_RESOLUTION = 0.25
@@ -128,12 +128,7 @@ def _land_cells(resolution: float) -> np.ndarray:
     Built once from the 1/120-degree mask in the ``global-land-mask`` wheel (a cell is land when most of its
     fine pixels are) and cached: loading the full mask costs ~6 s and ~2 GB.
     """
-    path = cache_dir() / f"world_land_{resolution:g}deg.npz"
-    if path.exists():
-        return np.load(path)["land"]
-    with locked(path):  # processes sharing the cache build it once
-        if path.exists():
-            return np.load(path)["land"]
+    def build():
         import global_land_mask  # the data ships inside the wheel
 
         src = Path(global_land_mask.__file__).parent / "globe_combined_mask_compressed.npz"
@@ -144,9 +139,9 @@ def _land_cells(resolution: float) -> np.ndarray:
         for r in range(rows):  # row by row: the full mask as integers would need ~8 GB
             chunk = ~ocean[r * block:(r + 1) * block]
             land_count[r] = chunk.reshape(block, cols, block).sum(axis=(0, 2))
-        land = land_count * 2 > block * block
-        savez_atomically(path, compressed=True, land=land)
-    return land
+        return {"land": land_count * 2 > block * block}
+
+    return cached_arrays(cache_dir() / f"world_land_{resolution:g}deg.npz", build, compressed=True)["land"]
 
 
 def world_land_raster(resolution: float = WORLD_LAND_RESOLUTION) -> np.ndarray:
