@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from gen_jax.nn import MLP, Col2ImConvTranspose, ConvDecoder, PatchConv, SpaceToDepthConv, UNet
+from gen_jax.nn.conv import _s2d_patches, space_to_depth_patches
 from gen_jax.nn.minibatch import MinibatchDiscrimination, minibatch_stddev, pack
 from gen_jax.nn.unet import upsample
 
@@ -58,6 +59,41 @@ def test_space_to_depth_conv_equals_strided_flax_conv(h, w, k, s, padding):
     x = jax.random.normal(jax.random.key(0), (2, h, w, 3))
     assert_same_function(SpaceToDepthConv(5, (k, k), (s, s), padding=padding),
                          nn.Conv(5, (k, k), strides=(s, s), padding=padding), x)
+
+
+@pytest.mark.parametrize("taps,strides,out", [((2, 2), (2, 2), (7, 7)), ((2, 3), (2, 3), (3, 4)),
+                                              ((1, 2), (3, 2), (4, 3))])
+def test_space_to_depth_patches_values_and_derivatives_take_one_copy_two_ways(taps, strides, out):
+    """The patches' values (strided slices) equal the space-to-depth form's, by hand on a few entries too; its
+    forward-mode derivative is that form (exact), its gradient that form's transpose; and a gradient of a
+    gradient (R1, WGAN-GP) agrees with ``nn.Conv``'s."""
+    (uh, uw), (sh, sw), (oh, ow) = taps, strides, out
+    x = jax.random.normal(jax.random.key(0), (2, (oh + uh - 1) * sh, (ow + uw - 1) * sw, 3))
+    p = space_to_depth_patches(x, taps, strides, out)
+    np.testing.assert_array_equal(p, _s2d_patches(x, taps, strides, out))
+    b, o, q, i, j, r, c = 1, oh - 1, 0, uh - 1, uw - 1, sh - 1, 0  # channel (i, j, r, c, ch) of output (o, q)
+    channel = (((i * uw + j) * sh + r) * sw + c) * 3 + 2
+    assert p[b, o, q, channel] == x[b, sh * (o + i) + r, sw * (q + j) + c, 2]
+    v = jax.random.normal(jax.random.key(1), x.shape)
+    y, jv = jax.jvp(lambda u: space_to_depth_patches(u, taps, strides, out), (x,), (v,))
+    np.testing.assert_array_equal(jv, _s2d_patches(v, taps, strides, out))
+    cot = jax.random.normal(jax.random.key(2), y.shape)
+    vjp = jax.vjp(lambda u: space_to_depth_patches(u, taps, strides, out), x)[1](cot)[0]
+    np.testing.assert_array_equal(vjp, jax.vjp(lambda u: _s2d_patches(u, taps, strides, out), x)[1](cot)[0])
+
+
+def test_space_to_depth_conv_second_order_gradient_equals_flax_conv():
+    ours, ref = SpaceToDepthConv(4, (4, 4), (2, 2)), nn.Conv(4, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))
+    x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
+    params = jax.tree.map(lambda p: p + 0.1, ref.init(jax.random.key(1), x))
+
+    def r1(module, p):  # the gradient penalty's shape: the squared input gradient, differentiated in the params
+        g = jax.grad(lambda v: jnp.sum(jnp.sin(module.apply(p, v))))(x)
+        return jnp.sum(g ** 2)
+
+    for a, b in zip(jax.tree.leaves(jax.grad(lambda p: r1(ours, p))(params)),
+                    jax.tree.leaves(jax.grad(lambda p: r1(ref, p))(params))):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_packing_minibatch_stddev_and_minibatch_discrimination_by_hand():

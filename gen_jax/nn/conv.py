@@ -24,6 +24,7 @@ goes from 2.39 s to 1.43 s (``experiments/benchmark_patch_conv.py``, BENCHMARKS.
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import flax.linen as nn
@@ -146,6 +147,45 @@ class Col2ImConvTranspose(nn.Module):
         return y
 
 
+def _s2d_patches(x, taps, strides, out):
+    """The patches of :func:`space_to_depth_patches` through the space-to-depth array: reshape, transpose, then
+    the ``taps`` shifted slices of it (the fast form of their transpose, the gradient)."""
+    (uh, uw), (sh, sw), (out_h, out_w) = taps, strides, out
+    batch, rows, cols, cin = x.shape
+    x = x.reshape(batch, rows // sh, sh, cols // sw, sw, cin).transpose(0, 1, 3, 2, 4, 5)
+    x = x.reshape(batch, rows // sh, cols // sw, sh * sw * cin)
+    parts = [x[:, i:i + out_h, j:j + out_w, :] for i in range(uh) for j in range(uw)]
+    return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=-1)
+
+
+def _strided_patches(x, taps, strides, out):
+    """The same patches as ``uh * uw * sh * sw`` strided slices of ``x`` (the fast form of the values)."""
+    (uh, uw), (sh, sw), (out_h, out_w) = taps, strides, out
+    batch, _, _, cin = x.shape
+    parts = [lax.slice(x, (0, sh * i + r, sw * j + c, 0),
+                       (batch, sh * i + r + sh * (out_h - 1) + 1, sw * j + c + sw * (out_w - 1) + 1, cin),
+                       (1, sh, sw, 1))
+             for i in range(uh) for j in range(uw) for r in range(sh) for c in range(sw)]
+    return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=-1)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3))
+def space_to_depth_patches(x, taps, strides, out):
+    """The patches of a strided convolution over ``x`` ``(B, (out_h + uh - 1) sh, (out_w + uw - 1) sw, C)``
+    (padded, VALID): ``(B, out_h, out_w, uh uw sh sw C)``, channel ``(i, j, r, c, ch)`` = ``x[b, sh (o + i) + r,
+    sw (p + j) + c, ch]``. Two exact forms of the same copy: the values as strided slices (one fused pass: 1.2
+    against 3.4 ms for the DCGAN discriminator's 14x14x64 input at batch 64, 2026-12-04), the derivative (and
+    so the gradient, its transpose) through the space-to-depth array, whose transpose is a few padded adds where
+    the strided slices' is a sum of ``uh uw sh sw`` interior-padded copies."""
+    return _strided_patches(x, taps, strides, out)
+
+
+@space_to_depth_patches.defjvp
+def _space_to_depth_patches_jvp(taps, strides, out, primals, tangents):
+    (x,), (dx,) = primals, tangents
+    return _strided_patches(x, taps, strides, out), _s2d_patches(dx, taps, strides, out)
+
+
 class SpaceToDepthConv(nn.Module):
     """Drop-in for a strided ``flax.linen.Conv`` (2-D, NHWC), fast on CPU: the same function as a stride-1
     convolution of the space-to-depth rearranged input.
@@ -156,7 +196,9 @@ class SpaceToDepthConv(nn.Module):
     of a strided convolution is a slow path, and so was the stride-1 weight gradient of the blocks in the DCGAN
     step (one ``lax.conv`` took 0.89 s of a 2 s step: its layout turned it into a 7x7-window convolution over
     the batch, ``experiments/benchmark_gan_torch.py``); the stride-1 convolution is therefore one matrix product
-    of shifted inputs (:func:`patch_matmul`), whose gradients are matrix products too. Parameters are named and shaped as ``nn.Conv``'s (``kernel`` ``(kh, kw, in, out)``, ``bias``);
+    of its patches (:func:`space_to_depth_patches`: the values copied by strided slices, the gradient through
+    the space-to-depth array), whose gradients are matrix products too. Parameters are named and shaped as
+    ``nn.Conv``'s (``kernel`` ``(kh, kw, in, out)``, ``bias``);
     ``tests/test_nn.py`` checks outputs and gradients against ``nn.Conv``. ``padding`` is ``"SAME"``,
     ``"VALID"`` or explicit ``((lo, hi), (lo, hi))``.
     """
@@ -186,13 +228,12 @@ class SpaceToDepthConv(nn.Module):
         rows, cols = (out_h + uh - 1) * sh, (out_w + uw - 1) * sw
         x = jnp.pad(x, ((0, 0), (pads[0][0], max(rows - h - pads[0][0], 0)),
                         (pads[1][0], max(cols - w - pads[1][0], 0)), (0, 0)))[:, :rows, :cols]
-        x = x.reshape(batch, rows // sh, sh, cols // sw, sw, cin).transpose(0, 1, 3, 2, 4, 5)
-        x = x.reshape(batch, rows // sh, cols // sw, sh * sw * cin)
         kernel = self.param("kernel", self.kernel_init, (kh, kw, cin, self.features), jnp.float32)
         k = jnp.pad(kernel, ((0, uh * sh - kh), (0, uw * sw - kw), (0, 0), (0, 0)))
         k = k.reshape(uh, sh, uw, sw, cin, self.features).transpose(0, 2, 1, 3, 4, 5)
-        k = k.reshape(uh, uw, sh * sw * cin, self.features)
-        y = patch_matmul(x, k.astype(x.dtype))
+        k = k.reshape(uh * uw * sh * sw * cin, self.features)
+        p = space_to_depth_patches(x, (uh, uw), (sh, sw), (out_h, out_w))
+        y = (p.reshape(-1, p.shape[-1]) @ k.astype(x.dtype)).reshape(batch, out_h, out_w, self.features)
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,), jnp.float32)
         return y
