@@ -40,6 +40,8 @@ _BATCH = flags.DEFINE_integer("batch", 64, "Batch size.")
 _REPEATS = flags.DEFINE_integer("repeats", 20, "Timed steps per round.")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "Alternating rounds.")
 _CONVS = flags.DEFINE_list("convs", ["fast", "flax"], "gen_jax's strided-layer paths to time.")
+_PEER_MALLOC = flags.DEFINE_bool("torch_reuse_freed_memory", False, "Run the PyTorch child with glibc's malloc "
+                                  "tuned as import gen_jax tunes its own (gen_jax.host_memory.MALLOC_ENV).")
 _YNN = flags.DEFINE_list("ynn_fusion", ["config"], "XLA:CPU's YNNPACK fusions for gen_jax's step: config (the "
                          "config's train.cpu_ynn_fusion), on or off; one side per entry.")
 
@@ -125,7 +127,8 @@ def main(argv):
             sides[f"gen_jax ({conv}, ynn {name})" if len(settings) > 1 else f"gen_jax ({conv})"] = (run, count)
         cfg = {"batch": _BATCH.value, "latent_dim": c.model.latent_dim, "g_channels": list(c.model.g_channels),
                "d_channels": list(c.model.d_channels)}
-    res = race(_TORCH.value, TORCH_SCRIPT, cfg, sides, repeats=_REPEATS.value, rounds=_ROUNDS.value)
+    res = race(_TORCH.value, TORCH_SCRIPT, cfg, sides, repeats=_REPEATS.value, rounds=_ROUNDS.value,
+               peer_reuse_freed_memory=_PEER_MALLOC.value)
     print(json.dumps({**cfg, **res, "jax": jax.__version__, "python": sys.version.split()[0]}, indent=2))
 
 

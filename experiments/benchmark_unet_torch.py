@@ -34,6 +34,8 @@ _CHANNELS = flags.DEFINE_list("channels", ["16", "32", "64"], "U-Net maps per re
 _SIZE = flags.DEFINE_integer("size", 28, "Image side.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed steps per round.")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "Alternating rounds.")
+_PEER_MALLOC = flags.DEFINE_bool("torch_reuse_freed_memory", False, "Run the PyTorch child with glibc's malloc "
+                                  "tuned as import gen_jax tunes its own (gen_jax.host_memory.MALLOC_ENV).")
 
 TORCH_SCRIPT = r'''
 import json, math, sys, time
@@ -171,7 +173,8 @@ def main(argv):
     cfg = {"channels": list(channels), "batch": _BATCH.value, "size": _SIZE.value}
     sides = {f"gen_jax ({conv})": jax_step(conv, channels, _BATCH.value, _SIZE.value) for conv in ("flax", "patch")}
     sides["gen_jax (flax, YNN fusions off)"] = jax_step("flax", channels, _BATCH.value, _SIZE.value, False)
-    res = race(_TORCH.value, TORCH_SCRIPT, cfg, sides, repeats=_REPEATS.value, rounds=_ROUNDS.value)
+    res = race(_TORCH.value, TORCH_SCRIPT, cfg, sides, repeats=_REPEATS.value, rounds=_ROUNDS.value,
+               peer_reuse_freed_memory=_PEER_MALLOC.value)
     out = {"batch": _BATCH.value, "channels": channels, "size": _SIZE.value, **res,
            "jax": jax.__version__, "python": sys.version.split()[0]}
     print(json.dumps(out, indent=2))

@@ -1,6 +1,9 @@
 """The training engine: determinism, resume, NaN guard, multi-device equivalence, config errors."""
 
 import json
+import os
+import subprocess
+import sys
 
 import chex
 import flax.linen as nn
@@ -177,6 +180,57 @@ def test_cpu_ynn_fusion_off_reaches_the_compiled_program():
 
     # the fused ops' names ("%ynn_fusion.1 = ..."), not the source names in the metadata
     assert "%ynn_fusion" in compiled_text(True) and "%ynn_fusion" not in compiled_text(False)
+
+
+FAULTS_SCRIPT = r"""
+import json, resource
+import gen_jax  # first: it tunes malloc (gen_jax.host_memory)
+from gen_jax import host_memory
+import jax, jax.numpy as jnp, numpy as np
+from gen_jax.data.images import ImageDataset
+from gen_jax.families import build_family
+from gen_jax.train.config import load_config_file
+import sys
+c = load_config_file(sys.argv[1])  # the DCGAN step, batch 64, on random images
+rng = np.random.default_rng(0)
+data = ImageDataset("mnist", "train", rng.integers(0, 256, (64, 28, 28, 1)).astype(np.uint8), np.zeros(64, np.int32),
+                    num_levels=256, num_classes=10)
+trainer = build_family(c, data).trainer
+state = trainer.init_state(jax.random.key(0), data.arrays())
+step = jax.jit(trainer.make_step(None), donate_argnums=0)
+batch = {"image": jnp.asarray(data.image)}
+
+def steps(n):
+    global state
+    for i in range(n):
+        state, _ = step(state, batch, jax.random.key(i))
+    jax.block_until_ready(state)
+
+steps(10)
+r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+steps(5)
+print(json.dumps({"applied": host_memory.applied,
+                  "faults": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0) / 5}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc settings")
+def test_import_gen_jax_stops_the_per_step_page_faults():
+    """With glibc's defaults every DCGAN training step faults in ~14,000 fresh pages (its temporaries come as new
+    ``mmap`` pages); after ``import gen_jax`` (gen_jax.host_memory) none, and ``GEN_JAX_MALLOC_DEFAULTS=1``
+    keeps the defaults. Fresh processes: the setting is process-wide."""
+    # a plain process: without the suite's XLA flags (4 host devices, fast compilation) and compilation cache
+    plain = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS" and not k.startswith("JAX_")}
+
+    def faults(**env):
+        out = subprocess.run([sys.executable, "-c", FAULTS_SCRIPT, str(CONFIGS / "gan_mnist.py")],
+                             capture_output=True, text=True, check=True, env={**plain, **env})
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    tuned, default = faults(), faults(GEN_JAX_MALLOC_DEFAULTS="1")
+    assert tuned["applied"] is True and default["applied"] is False
+    assert default["faults"] > 5000, default  # 14,500 measured
+    assert tuned["faults"] < 50, tuned
 
 
 def test_an_unknown_parallelism_is_an_error(tmp_path):
