@@ -11,8 +11,8 @@ mapped (``M_MMAP_THRESHOLD``, ``M_TRIM_THRESHOLD``): the DCGAN step's faults fal
 to 0.061-0.065 s (2026-12-04, ``experiments/benchmark_gan_torch.py``, BENCHMARKS.md "Host memory"). A worker
 thread's arena holds at most 64 MiB, so larger temporaries still come as fresh pages (66,600 faults per U-Net step
 at batch 128 either way; making every thread use the main arena, ``M_ARENA_MAX`` 1, removed those too but made
-that step slower, 0.42 against 0.40 s: not done). The heap keeps its peak size while the process lives; numbers
-are unchanged (only where buffers come from). ``import gen_jax`` calls it first thing; set
+that step slower, 0.42 against 0.40 s: not done). The heap keeps its peak size while the process lives; the
+computation is the same (only where its buffers come from). ``import gen_jax`` calls it first thing; set
 ``GEN_JAX_MALLOC_DEFAULTS=1`` to keep glibc's defaults.
 """
 
