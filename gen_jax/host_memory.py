@@ -19,7 +19,6 @@ computation is the same (only where its buffers come from). ``import gen_jax`` c
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -40,7 +39,7 @@ def reuse_freed_host_memory() -> bool:
     if os.environ.get(OPT_OUT, "") not in ("", "0") or not sys.platform.startswith("linux"):
         return False
     try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the process's own C library: no ldconfig lookup at import
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int

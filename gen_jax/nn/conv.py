@@ -75,10 +75,18 @@ def patch_matmul(x: jax.Array, kernel: jax.Array, dilation: tuple[int, int] = (1
     batch, h, w, _ = x.shape
     out_h, out_w = h - dh * (kh - 1), w - dw * (kw - 1)
     # Patch channel order (i, j, c) matches kernel.reshape(kh * kw * cin, out).
-    cols = [x[:, i * dh:i * dh + out_h, j * dw:j * dw + out_w, :] for i in range(kh) for j in range(kw)]
-    patches = cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
+    patches = shifted_patches(x, (kh, kw), (out_h, out_w), dilation)
     return (patches.reshape(-1, kh * kw * cin) @ kernel.reshape(kh * kw * cin, cout)).reshape(batch, out_h, out_w,
                                                                                              cout)
+
+
+def shifted_patches(x: jax.Array, taps: tuple[int, int], out: tuple[int, int],
+                    dilation: tuple[int, int] = (1, 1)) -> jax.Array:
+    """The ``taps`` shifted slices of ``x`` side by side: ``(B, out_h, out_w, kh kw C)``, channel ``(i, j, c)`` =
+    ``x[b, o + dh i, p + dw j, c]``."""
+    (kh, kw), (out_h, out_w), (dh, dw) = taps, out, dilation
+    cols = [x[:, i * dh:i * dh + out_h, j * dw:j * dw + out_w, :] for i in range(kh) for j in range(kw)]
+    return cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
 
 
 def col2im(cols: jax.Array, strides: tuple[int, int]) -> jax.Array:
@@ -150,12 +158,10 @@ class Col2ImConvTranspose(nn.Module):
 def _s2d_patches(x, taps, strides, out):
     """The patches of :func:`space_to_depth_patches` through the space-to-depth array: reshape, transpose, then
     the ``taps`` shifted slices of it (the fast form of their transpose, the gradient)."""
-    (uh, uw), (sh, sw), (out_h, out_w) = taps, strides, out
+    sh, sw = strides
     batch, rows, cols, cin = x.shape
     x = x.reshape(batch, rows // sh, sh, cols // sw, sw, cin).transpose(0, 1, 3, 2, 4, 5)
-    x = x.reshape(batch, rows // sh, cols // sw, sh * sw * cin)
-    parts = [x[:, i:i + out_h, j:j + out_w, :] for i in range(uh) for j in range(uw)]
-    return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=-1)
+    return shifted_patches(x.reshape(batch, rows // sh, cols // sw, sh * sw * cin), taps, out)
 
 
 def _strided_patches(x, taps, strides, out):
