@@ -8,7 +8,9 @@ for ``n`` timed steps. (Until 2026-12-04 it printed the count before its warm-up
 first timed round: that round took up to twice the others'; the medians hid most of it.)
 
 ``import gen_jax`` tunes glibc's ``malloc`` to reuse freed memory (:mod:`gen_jax.host_memory`; opt out with
-``GEN_JAX_MALLOC_DEFAULTS=1``), so gen_jax's sides run with it. PyTorch's child runs with glibc's defaults unless
+``GEN_JAX_MALLOC_DEFAULTS=1``) and to run single-device CPU programs on the calling thread (opt out with
+``GEN_JAX_CPU_ASYNC_DISPATCH=1``), so gen_jax's sides run with both (PyTorch runs its ops on the calling thread
+too). PyTorch's child runs with glibc's defaults unless
 ``peer_reuse_freed_memory``: then the same settings reach it through its environment
 (``gen_jax.host_memory.MALLOC_ENV``), for a comparison with the allocator tuned on both sides.
 """
@@ -31,7 +33,8 @@ def race(torch_python: str, script: str, config: dict, sides: dict[str, tuple[Ca
     """Alternates ``rounds`` rounds of ``repeats`` timed steps of each gen_jax side (``name -> (run(n) -> seconds
     per step, parameter count)``) and of the PyTorch child; every side must have the child's parameter count.
     Returns the parameter count, the medians, every round and each side's ratio to PyTorch (and whether the
-    child ran with ``host_memory.MALLOC_ENV``, and whether this process runs with the settings)."""
+    child ran with ``host_memory.MALLOC_ENV``, whether this process runs with the settings and with its CPU
+    programs inline)."""
     path = Path(torch_python)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: python3 -m venv .venv-torch && "
@@ -54,6 +57,6 @@ def race(torch_python: str, script: str, config: dict, sides: dict[str, tuple[Ca
     proc.wait()
     med = {name: float(np.median(v)) for name, v in times.items()}
     return {"parameters": torch_params, "gen_jax_reuses_freed_memory": host_memory.applied,
-            "pytorch_reuses_freed_memory": peer_reuse_freed_memory,
+            "pytorch_reuses_freed_memory": peer_reuse_freed_memory, "gen_jax_runs_cpu_programs_inline": host_memory.inline,
             "seconds_per_step_median": med, "all": times,
             "ratio_to_pytorch": {name: med[name] / med["pytorch"] for name in sides}}
