@@ -151,6 +151,9 @@ def test_a_non_finite_loss_stops_the_run_and_bad_settings_are_errors(tmp_path):
         gt.run(_toy(d_norm="batch", gradient_penalty=10.0), tmp_path / "gp")
     with pytest.raises(ValueError, match="unknown model.loss"):
         gt.run(_toy(loss="wgan"), tmp_path / "loss")
+    with pytest.raises(ValueError, match=r"model.mapping_layers=-1: .* >= 0"):  # acted as 0 before
+        gt.run(_toy(mapping_layers=-1), tmp_path / "mapping")
+    assert not (tmp_path / "mapping" / "checkpoints").exists()
 
 
 def test_image_gan_samples_levels_inverts_its_generator_and_imputes():

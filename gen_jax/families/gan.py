@@ -133,6 +133,9 @@ def _check_model(m):
         raise ValueError(f"unknown model.conv {m.conv!r}; use fast or flax")
     if m.generator not in ("dcgan", "style"):
         raise ValueError(f"unknown model.generator {m.generator!r}; use dcgan or style")
+    if m.mapping_layers < 0:
+        raise ValueError(f"model.mapping_layers={m.mapping_layers}: the style generator's mapping depth, >= 0 (0: w is "
+                         f"the normalised z)")
     if m.invert_space not in ("z", "w") or (m.invert_space == "w" and m.generator != "style"):
         raise ValueError(f"model.invert_space={m.invert_space!r}: 'z', or 'w' with model.generator='style'")
     if m.progressive_steps < 0 or (m.progressive_steps and m.generator != "dcgan"):
