@@ -271,6 +271,23 @@ def test_import_gen_jax_runs_cpu_programs_inline_so_large_temporaries_reuse_memo
     assert inline["faults"] < 8_000, inline  # 2,300
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="with glibc's malloc settings only")
+def test_cpu_programs_run_inline_only_when_gen_jax_comes_before_the_backend():
+    """The setting is read when JAX makes its CPU client: imported after a computation, gen_jax leaves JAX's
+    dispatch as it is (and says so); imported first, it turns the asynchronous dispatch off."""
+    script = ("import jax, jax.numpy as jnp\n{first}\nimport gen_jax\nfrom gen_jax import host_memory\n"
+              "print(host_memory.inline, jax.config.read('jax_cpu_enable_async_dispatch'))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "GEN_JAX_MALLOC", "GEN_JAX_CPU"))}
+
+    def run(first):
+        out = subprocess.run([sys.executable, "-c", script.format(first=first)], capture_output=True, text=True,
+                             check=True, env=env)
+        return out.stdout.split()[-2:]
+
+    assert run("") == ["True", "False"]
+    assert run("jnp.zeros(3).block_until_ready()") == ["False", "True"]
+
+
 def test_an_unknown_parallelism_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="train.parallelism must be one of"):
         gt.run(smoke(train__num_devices=4, train__parallelism="pjit"), tmp_path)
