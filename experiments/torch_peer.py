@@ -57,6 +57,7 @@ def race(torch_python: str, script: str, config: dict, sides: dict[str, tuple[Ca
     proc.wait()
     med = {name: float(np.median(v)) for name, v in times.items()}
     return {"parameters": torch_params, "gen_jax_reuses_freed_memory": host_memory.applied,
-            "pytorch_reuses_freed_memory": peer_reuse_freed_memory, "gen_jax_runs_cpu_programs_inline": host_memory.inline,
+            "pytorch_reuses_freed_memory": peer_reuse_freed_memory,
+            "gen_jax_runs_cpu_programs_inline": host_memory.inline,
             "seconds_per_step_median": med, "all": times,
             "ratio_to_pytorch": {name: med[name] / med["pytorch"] for name in sides}}

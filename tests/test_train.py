@@ -182,6 +182,13 @@ def test_cpu_ynn_fusion_off_reaches_the_compiled_program():
     assert "%ynn_fusion" in compiled_text(True) and "%ynn_fusion" not in compiled_text(False)
 
 
+def _child_json(script: str, *args: str, env: dict) -> dict:
+    """The JSON of the last line ``script`` prints, run in a fresh interpreter with ``env`` (fresh processes:
+    gen_jax.host_memory's settings are process-wide)."""
+    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 FAULTS_SCRIPT = r"""
 import json, resource
 import gen_jax  # first: it tunes malloc (gen_jax.host_memory)
@@ -223,9 +230,7 @@ def test_import_gen_jax_stops_the_per_step_page_faults():
     plain = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS" and not k.startswith("JAX_")}
 
     def faults(**env):
-        out = subprocess.run([sys.executable, "-c", FAULTS_SCRIPT, str(CONFIGS / "gan_mnist.py")],
-                             capture_output=True, text=True, check=True, env={**plain, **env})
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        return _child_json(FAULTS_SCRIPT, str(CONFIGS / "gan_mnist.py"), env={**plain, **env})
 
     tuned, default = faults(), faults(GEN_JAX_MALLOC_DEFAULTS="1")
     assert tuned["applied"] is True and default["applied"] is False
@@ -247,7 +252,8 @@ jax.block_until_ready(grad(params, jnp.zeros((128,))))
 r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for i in range(3):
     jax.block_until_ready(grad(params, jnp.full((128,), 0.1 * (i + 1))))
-print(json.dumps({"inline": host_memory.inline, "faults": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0) / 3}))
+faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0) / 3
+print(json.dumps({"inline": host_memory.inline, "faults": faults}))
 """
 
 
@@ -261,9 +267,7 @@ def test_import_gen_jax_runs_cpu_programs_inline_so_large_temporaries_reuse_memo
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")} | {"XLA_FLAGS": flags}
 
     def faults(**extra):
-        out = subprocess.run([sys.executable, "-c", UNET_FAULTS_SCRIPT], capture_output=True, text=True, check=True,
-                             env={**env, **extra})
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        return _child_json(UNET_FAULTS_SCRIPT, env={**env, **extra})
 
     inline, dispatched = faults(), faults(GEN_JAX_CPU_ASYNC_DISPATCH="1")
     assert inline["inline"] is True and dispatched["inline"] is False
