@@ -182,11 +182,16 @@ def test_cpu_ynn_fusion_off_reaches_the_compiled_program():
     assert "%ynn_fusion" in compiled_text(True) and "%ynn_fusion" not in compiled_text(False)
 
 
+def _child_stdout(script: str, *args: str, env: dict) -> str:
+    """What ``script`` prints, run in a fresh interpreter with ``env`` (fresh processes: gen_jax.host_memory's
+    settings are process-wide)."""
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True,
+                          env=env).stdout
+
+
 def _child_json(script: str, *args: str, env: dict) -> dict:
-    """The JSON of the last line ``script`` prints, run in a fresh interpreter with ``env`` (fresh processes:
-    gen_jax.host_memory's settings are process-wide)."""
-    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True, env=env)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """The JSON of the last line ``script`` prints (:func:`_child_stdout`)."""
+    return json.loads(_child_stdout(script, *args, env=env).strip().splitlines()[-1])
 
 
 FAULTS_SCRIPT = r"""
@@ -284,9 +289,7 @@ def test_cpu_programs_run_inline_only_when_gen_jax_comes_before_the_backend():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "GEN_JAX_MALLOC", "GEN_JAX_CPU"))}
 
     def run(first):
-        out = subprocess.run([sys.executable, "-c", script.format(first=first)], capture_output=True, text=True,
-                             check=True, env=env)
-        return out.stdout.split()[-2:]
+        return _child_stdout(script.format(first=first), env=env).split()[-2:]
 
     assert run("") == ["True", "False"]
     assert run("jnp.zeros(3).block_until_ready()") == ["False", "True"]
