@@ -228,8 +228,8 @@ def test_import_gen_jax_stops_the_per_step_page_faults():
     """With glibc's defaults every DCGAN training step faults in ~14,000 fresh pages (its temporaries come as new
     ``mmap`` pages); after ``import gen_jax`` (gen_jax.host_memory) none, and ``GEN_JAX_MALLOC_DEFAULTS=1``
     keeps the defaults. Fresh processes: the setting is process-wide. The median step of steps 11-20: a late
-    one-off growth of the heap (CI once saw 743 faults in five steps; here 0 or 1 per step after the first five, three runs) is not
-    a per-step cost."""
+    one-off growth of the heap (CI once saw 743 faults in five steps; here 0 or 1 per step after the first five,
+    three runs) is not a per-step cost."""
     # a plain process: without the suite's XLA flags (4 host devices, fast compilation) and compilation cache
     plain = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS" and not k.startswith("JAX_")}
 
