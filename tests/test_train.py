@@ -194,9 +194,23 @@ def _child_json(script: str, *args: str, env: dict) -> dict:
     return json.loads(_child_stdout(script, *args, env=env).strip().splitlines()[-1])
 
 
-FAULTS_SCRIPT = r"""
-import json, resource
-import gen_jax  # first: it tunes malloc (gen_jax.host_memory)
+MEDIAN_FAULTS = r"""
+import json, resource, statistics
+
+def median_faults(call, calls, skip=0):
+    # the median of the minor page faults of call(i) over `calls` calls after `skip` unmeasured ones (the heap grows
+    # to its peak in the first few; a one-off growth later is no per-call cost), and each count
+    counts = []
+    for i in range(skip + calls):
+        r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        call(i)
+        if i >= skip:
+            counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0)
+    return {"faults": statistics.median(counts), "counts": counts}
+"""
+
+FAULTS_SCRIPT = MEDIAN_FAULTS + r"""
+import gen_jax  # before JAX: it tunes malloc (gen_jax.host_memory)
 from gen_jax import host_memory
 import jax, jax.numpy as jnp, numpy as np
 from gen_jax.data.images import ImageDataset
@@ -212,14 +226,12 @@ state = trainer.init_state(jax.random.key(0), data.arrays())
 step = jax.jit(trainer.make_step(None), donate_argnums=0)
 batch = {"image": jnp.asarray(data.image)}
 
-per_step = []  # minor page faults of each step, from the 11th on (the heap grows to its peak in the first few)
-for i in range(20):
-    r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+def train_step(i):
+    global state
     state, _ = step(state, batch, jax.random.key(i))
     jax.block_until_ready(state)
-    if i >= 10:
-        per_step.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0)
-print(json.dumps({"applied": host_memory.applied, "faults": float(np.median(per_step)), "per_step": per_step}))
+
+print(json.dumps({"applied": host_memory.applied, **median_faults(train_step, 10, skip=10)}))
 """
 
 
@@ -242,9 +254,8 @@ def test_import_gen_jax_stops_the_per_step_page_faults():
     assert tuned["faults"] < 50, tuned
 
 
-UNET_FAULTS_SCRIPT = r"""
-import json, resource
-import gen_jax  # first: gen_jax.host_memory
+UNET_FAULTS_SCRIPT = MEDIAN_FAULTS + r"""
+import gen_jax  # before JAX: gen_jax.host_memory
 from gen_jax import host_memory
 import jax, jax.numpy as jnp
 from gen_jax.nn.unet import UNet
@@ -252,13 +263,8 @@ net = UNet(channels=(8, 16), conv="flax")  # the diffusion U-Net, small, at batc
 x = jax.random.normal(jax.random.key(0), (128, 28, 28, 1))
 params = net.init(jax.random.key(1), x, jnp.zeros((128,)))
 grad = jax.jit(jax.grad(lambda p, t: jnp.mean((net.apply(p, x, t) - x) ** 2)))
-jax.block_until_ready(grad(params, jnp.zeros((128,))))
-per_call = []  # minor page faults of each call; their median (a one-off growth of the heap is no per-call cost)
-for i in range(5):
-    r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    jax.block_until_ready(grad(params, jnp.full((128,), 0.1 * (i + 1))))
-    per_call.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0)
-print(json.dumps({"inline": host_memory.inline, "faults": sorted(per_call)[2], "per_call": per_call}))
+call = lambda i: jax.block_until_ready(grad(params, jnp.full((128,), 0.1 * i)))  # the first (i = 0) compiles
+print(json.dumps({"inline": host_memory.inline, **median_faults(call, 5, skip=1)}))
 """
 
 
