@@ -249,6 +249,8 @@ def test_style_generator_noise_truncation_running_mean_and_mixing():
     np.testing.assert_allclose(g.apply(v, z, truncation=0.0), synth(jnp.broadcast_to(w_avg, w.shape)), atol=1e-5)
     np.testing.assert_allclose(g.apply(v, z, truncation=1.0), x)
     np.testing.assert_allclose(g.apply(v, z, truncation=0.5), synth(w_avg + 0.5 * (w - w_avg)), atol=1e-5)
+    # psi > 1 extrapolates away from the average style: the styles spread by psi
+    np.testing.assert_allclose(g.apply(v, z, truncation=1.5), synth(w_avg + 1.5 * (w - w_avg)), atol=1e-5)
     # the running mean of w moves towards the batch's mean in training
     _, upd = g.apply(v, z, train=True, mutable=["batch_stats"])
     np.testing.assert_allclose(upd["batch_stats"]["w_avg"], w_avg + 0.005 * (w.mean(0) - w_avg), atol=1e-6)
@@ -335,8 +337,11 @@ def test_dcgan_truncation_scales_the_code_towards_zero():
     half = np.asarray(family.sample(params, key, 6, truncation=0.5))
     decoded = np.asarray(family.decode(params, 0.5 * z)) * family.num_levels
     assert np.abs(half - decoded).max() <= 1.0 and not np.array_equal(half, full)
-    with pytest.raises(ValueError, match="truncation must lie in"):
-        family.sample(params, key, 2, truncation=1.5)
+    # psi > 1 widens the code (1.5 z), a negative psi is refused
+    wide = np.asarray(family.sample(params, key, 6, truncation=1.5))
+    assert np.abs(wide - np.asarray(family.decode(params, 1.5 * z)) * family.num_levels).max() <= 1.0
+    with pytest.raises(ValueError, match="truncation must be >= 0"):
+        family.sample(params, key, 2, truncation=-0.5)
 
 
 def test_discriminator_rejection_sampling_draws_the_target_from_its_density_ratio():
