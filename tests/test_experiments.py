@@ -44,6 +44,10 @@ def test_sample_differs_by_seed(trained, tmp_path):
     cli("sample.py", "--workdir", trained, "--seed", 1, "--out", a2)
     pa, pb, pa2 = (np.asarray(Image.open(p)) for p in (a, b, a2))
     assert np.array_equal(pa, pa2) and not np.array_equal(pa, pb)
+    # options go to the family's sample (the VAE's decoder means instead of draws), named in the file
+    cli("sample.py", "--workdir", trained, "--seed", 1, "--sample_option", "observation=mean")
+    means = np.asarray(Image.open(trained / "samples_seed1_observationmean.png"))
+    assert means.shape == pa.shape and not np.array_equal(means, pa)
 
 
 def test_represent_and_evaluate(trained):
