@@ -339,10 +339,10 @@ def build(config: ml_collections.ConfigDict, data) -> Family:
         (default: one column per class; with cluster labels, ``data.clusters``, drawn from the clusters'
         shares of the training split by :func:`gen_jax.families.build_family`, so that the draws are from
         p(x)); ``truncation`` < 1 trades variety for typicality (the style generator's ``w`` towards its running
-        mean, the others' ``z`` towards 0), ``truncation`` > 1 typicality for variety (away from them). ``rejection=gamma`` keeps the draws by discriminator rejection
-        sampling with Azadi et al.'s shift ``gamma`` (0: exact given the logits;
-        :func:`gen_jax.sampling.discriminator_rejection_sample`), for an unconditional GAN whose discriminator
-        judges single examples."""
+        mean, the others' ``z`` towards 0), ``truncation`` > 1 typicality for variety (away from them).
+        ``rejection=gamma`` keeps the draws by discriminator rejection sampling with Azadi et al.'s shift ``gamma``
+        (0: exact given the logits; :func:`gen_jax.sampling.discriminator_rejection_sample`), for an
+        unconditional GAN whose discriminator judges single examples."""
         if not truncation >= 0.0:
             raise ValueError(f"truncation must be >= 0, got {truncation}")
         if rejection is None:
