@@ -44,7 +44,7 @@ from gen_jax.eval import (MASKS, classify_channels, detection_report, inpainting
                           make_mask, masked_errors, mode_coverage, mode_numbers, sample_quality, stacked_modes,
                           two_sample_report)
 from gen_jax.train import CHECKPOINT_CHOICES, checkpoint_suffix, resolve_checkpoint, restore_run
-from gen_jax.train.config import parse_key_values
+from gen_jax.train.config import options_suffix, parse_key_values
 from gen_jax.train.loop import load_data
 from gen_jax.train.workdir import write_text_atomic
 from gen_jax.viz import save_image_grid
@@ -107,9 +107,9 @@ def _output_suffix(metric: str) -> str:
     if metric == "quality" and _SAMPLE_SOURCE.value == "buffer":
         suffix = "_buffer"
     elif metric == "quality":
-        suffix = "".join(f"_{k}{v}" for k, v in sorted(_sample_options().items()))
+        suffix = options_suffix(_sample_options())
     elif metric == "inpainting":
-        suffix = "".join(f"_{k}{v}" for k, v in sorted(_impute_options().items()))
+        suffix = options_suffix(_impute_options())
     else:
         suffix = ""
     return suffix + checkpoint_suffix(_CHECKPOINT.value)

@@ -9,7 +9,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from gen_jax.train import restore_run
-from gen_jax.train.config import parse_key_values
+from gen_jax.train.config import options_suffix, parse_key_values
 from gen_jax.viz import save_image_grid
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir.")
@@ -27,8 +27,7 @@ def main(argv):
     config, family, state, _ = restore_run(_WORKDIR.value)
     params = state.eval_params
     options = parse_key_values(_SAMPLE_OPTIONS.value)
-    suffix = "".join(f"_{k}{v}" for k, v in sorted(options.items()))
-    out = Path(_OUT.value or Path(_WORKDIR.value) / f"samples_seed{_SEED.value}{suffix}.png")
+    out = Path(_OUT.value or Path(_WORKDIR.value) / f"samples_seed{_SEED.value}{options_suffix(options)}.png")
     title = f"{config.model.family} on {config.data.name}, step {int(state.step)}"
     if family.picture is not None:  # 2-D data: density beside data and samples; text: columns of words
         if options:

@@ -190,3 +190,9 @@ def parse_key_values(items) -> dict:
         except json.JSONDecodeError:
             out[key] = value
     return out
+
+
+def options_suffix(options: dict) -> str:
+    """``_<key><value>...`` of :func:`parse_key_values`' options, sorted by key (``""`` for none): how entry
+    points name the outputs made with them, e.g. ``metrics_quality_truncation1.2.json``."""
+    return "".join(f"_{k}{v}" for k, v in sorted(options.items()))
