@@ -171,8 +171,9 @@ def main(argv):
     del argv
     channels = tuple(int(c) for c in _CHANNELS.value)
     cfg = {"channels": list(channels), "batch": _BATCH.value, "size": _SIZE.value}
-    sides = {f"gen_jax ({conv})": jax_step(conv, channels, _BATCH.value, _SIZE.value) for conv in ("flax", "patch")}
-    sides["gen_jax (flax, YNN fusions off)"] = jax_step("flax", channels, _BATCH.value, _SIZE.value, False)
+    sides = {f"gen_jax ({conv}{'' if ynn else ', YNN fusions off'})": jax_step(conv, channels, _BATCH.value,
+                                                                              _SIZE.value, ynn)
+             for conv, ynn in [("flax", True), ("flax", False), ("native", True), ("native", False)]}
     res = race(_TORCH.value, TORCH_SCRIPT, cfg, sides, repeats=_REPEATS.value, rounds=_ROUNDS.value,
                peer_reuse_freed_memory=_PEER_MALLOC.value)
     out = {"batch": _BATCH.value, "channels": channels, "size": _SIZE.value, **res,

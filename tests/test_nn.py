@@ -177,18 +177,21 @@ class _UNetOn(nn.Module):
     """A conditional U-Net with a fixed time and label, as a one-input module for ``assert_same_function``."""
 
     conv: str
+    channels: tuple = (4, 8)
 
     @nn.compact
     def __call__(self, x):
         t, labels = jnp.linspace(0.1, 0.9, x.shape[0]), jnp.arange(x.shape[0]) % 3
-        return UNet(channels=(4, 8), num_classes=3, time_dim=8, groups=2, conv=self.conv, name="unet")(x, t, labels)
+        return UNet(channels=self.channels, num_classes=3, time_dim=8, groups=2, conv=self.conv, name="unet")(
+            x, t, labels)
 
 
-def test_the_unet_computes_one_function_with_patch_and_flax_convolutions():
+@pytest.mark.parametrize("conv,channels", [("patch", (4, 8)), ("native", (16, 32))])
+def test_the_unet_computes_one_function_with_each_convolution(conv, channels):
     """Odd sides (7 -> 3 -> up-sampled back to 7) exercise the pooling's crop and the up-sampling's edge pad.
-    Jitted: the U-Net's gradient op by op took 95 s here."""
+    Jitted: the U-Net's gradient op by op took 95 s here. The native kernels take 16 and 32 output maps."""
     x = jax.random.normal(jax.random.key(0), (2, 7, 7, 1))
-    patch, flax_conv = _UNetOn("patch"), _UNetOn("flax")
+    patch, flax_conv = _UNetOn(conv, channels), _UNetOn("flax", channels)
     fresh_params = jax.jit(patch.init)(jax.random.key(1), x)
     params = jax.tree.map(lambda p: p + 0.1, jax.jit(flax_conv.init)(jax.random.key(1), x))  # output conv != 0
     assert jax.tree.map(jnp.shape, fresh_params) == jax.tree.map(jnp.shape, params)

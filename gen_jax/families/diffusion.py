@@ -57,7 +57,7 @@ def config_defaults() -> ml_collections.ConfigDict:
         num_res_blocks=1,  # ... residual blocks per resolution and side
         attention=True,  # ... self-attention at the lowest resolution
         dropout=0.0,
-        conv="flax",  # ... stride-1 convolutions: flax (nn.Conv) | patch (PatchConv); BENCHMARKS: flax is faster here
+        conv="native",  # ... stride-1 convolutions: native (gen_jax.nn.cpu_conv) | flax (nn.Conv) | patch (PatchConv)
         conditional=False,  # images: p(x | label), trained with label dropout for classifier-free guidance
         label_dropout=0.1,
         guidance=1.0,  # default guidance scale of conditional samples (0: unconditional, 1: conditional)

@@ -3,10 +3,12 @@ time (and optional class) embedding added in each block, average-pool down-sampl
 up-sampling followed by a 3x3 convolution, skip connections by concatenation and optional self-attention at the
 lowest resolution.
 
-Built for XLA:CPU's fast paths: every convolution is stride-1 (``PatchConv``, one matrix product of shifted
-inputs, by default; ``conv="flax"`` gives ``nn.Conv`` on the same parameters, which ``tests/test_nn.py`` checks
-gives the same function), down-sampling is a pooling and up-sampling a repeat, so no strided or transposed
-convolution (whose weight gradient takes XLA:CPU's slow path) appears anywhere.
+Built for XLA:CPU's fast paths: every convolution is stride-1, down-sampling is a pooling and up-sampling a repeat,
+so no strided or transposed convolution (whose weight gradient takes XLA:CPU's slow path) appears anywhere. The
+convolutions are ``conv="native"`` (:mod:`gen_jax.nn.cpu_conv`: XLA's convolution with gen_jax's C++ kernels for
+the forward pass and both gradients on CPU; the diffusion family's default), ``"flax"`` (``nn.Conv``) or
+``"patch"`` (``PatchConv``, one matrix product of shifted inputs; the class's default), all on the same parameters
+(``tests/test_nn.py`` checks that they give the same function).
 """
 
 from __future__ import annotations
@@ -17,15 +19,17 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from gen_jax.nn import cpu_conv
 from gen_jax.nn.conv import PatchConv
 from gen_jax.nn.embeddings import sinusoidal_embedding
 from gen_jax.nn.resample import average_pool, nearest_upsample
 
-CONV_IMPLEMENTATIONS = ("patch", "flax")
+CONV_IMPLEMENTATIONS = ("patch", "flax", "native")
 
 
 class Conv(nn.Module):
-    """A stride-1 "SAME" convolution by ``impl`` (``patch`` | ``flax``), with the same parameter tree either way."""
+    """A stride-1 "SAME" convolution by ``impl`` (``patch`` | ``flax`` | ``native``), with the same parameter tree
+    every way."""
 
     features: int
     kernel_size: int = 3
@@ -40,6 +44,8 @@ class Conv(nn.Module):
             return PatchConv(self.features, size, padding="SAME", name="conv", **kw)(x)
         if self.impl == "flax":
             return nn.Conv(self.features, size, padding="SAME", name="conv", **kw)(x)
+        if self.impl == "native":
+            return cpu_conv.Conv(self.features, self.kernel_size, name="conv", **kw)(x)
         raise ValueError(f"unknown conv implementation {self.impl!r}; known: {CONV_IMPLEMENTATIONS}")
 
 
@@ -112,7 +118,7 @@ class UNet(nn.Module):
       attention: self-attention in the middle (the lowest resolution).
       num_classes: a class embedding when > 0; label ``num_classes`` means "no label" (classifier-free guidance).
       time_dim: the sinusoidal embedding's size; the embedding MLP is ``4 * channels[0]`` wide.
-      conv: ``patch`` (matrix-product convolutions, fast on CPU) or ``flax`` (``nn.Conv``).
+      conv: ``native`` (gen_jax.nn.cpu_conv), ``flax`` (``nn.Conv``) or ``patch`` (matrix-product convolutions).
     """
 
     channels: Sequence[int] = (32, 64, 64)

@@ -1,0 +1,122 @@
+"""gen_jax's one native CPU kernel: the weight gradient of a stride-1 convolution, built on first use.
+
+XLA:CPU lowers a convolution's weight gradient to one Eigen convolution with an image-sized window that runs on
+one core: 1.4-3.4x PyTorch's time per layer, most of the diffusion U-Net's gap to PyTorch (BENCHMARKS.md, "The
+U-Net's training step against PyTorch"). ``csrc/conv_weight_grad.cc`` computes the same sums (register tiles of
+input x output channels over each image, the batch split over XLA's intra-op threads) as an XLA FFI custom call.
+
+The source is compiled with the machine's C++ compiler (``$CXX``, else ``c++``; ``-O3 -march=native``) into
+``$GEN_JAX_CACHE/native/`` the first time a program needs it (about 2 s), keyed by the source, the compiler
+command, jaxlib's version and the CPU, under the cache's lock so that concurrent processes build it once; later
+processes load the built library. :func:`available` says whether it could be built and loaded: without a
+compiler (or with ``GEN_JAX_NATIVE=0``) the convolutions of :mod:`gen_jax.nn.cpu_conv` lower their weight gradient
+to XLA's own, the same function, and a warning says why once.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import jax
+
+from gen_jax.data.cache import cache_dir, locked
+
+FORWARD_TARGET = "gen_jax_conv_forward"  # the FFI targets' names
+WEIGHT_GRAD_TARGET = "gen_jax_conv_weight_grad"
+SOURCE = Path(__file__).parent / "csrc" / "conv.cc"
+OPT_OUT = "GEN_JAX_NATIVE"  # set to 0: never build or use the kernel (XLA's own weight gradient everywhere)
+
+_log = logging.getLogger(__name__)
+
+
+class NativeBuildError(RuntimeError):
+    """The kernel could not be compiled or loaded (the message says which command failed and why)."""
+
+
+def _cpu_signature() -> str:
+    """The CPU's model and feature flags (``-march=native`` compiles for exactly these)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    keep = [ln for ln in lines if ln.split(":")[0].strip() in ("model name", "flags", "Features", "CPU part")]
+    return "\n".join(dict.fromkeys(keep))  # one copy per distinct line (every core repeats them)
+
+
+def compile_command(output: str | Path) -> list[str]:
+    """The compiler command that builds the kernel into ``output``."""
+    cxx = shlex.split(os.environ.get("CXX", "")) or [shutil.which("c++") or shutil.which("g++") or "c++"]
+    flags = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w"]
+    if platform.machine() in ("x86_64", "AMD64"):
+        flags.append("-mprefer-vector-width=512")  # whole AVX-512 vectors where the CPU has them
+    return [*cxx, *flags, "-I", jax.ffi.include_dir(), str(SOURCE), "-o", str(output)]
+
+
+def library_path() -> Path:
+    """Where the built library for this source, compiler, jaxlib and CPU lives."""
+    import jaxlib
+
+    key = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), " ".join(compile_command("OUT")).encode(), jaxlib.__version__.encode(),
+                 _cpu_signature().encode()):
+        key.update(part)
+        key.update(b"\0")
+    return cache_dir() / "native" / f"conv_{key.hexdigest()[:16]}.so"
+
+
+def build() -> Path:
+    """Compiles the kernel unless this machine's build is already cached; returns the library's path."""
+    path = library_path()
+    with locked(path):
+        if not path.exists():
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            cmd = compile_command(tmp)
+            try:
+                done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                raise NativeBuildError(f"{shlex.join(cmd)} failed: {e}") from e
+            if done.returncode != 0:
+                tmp.unlink(missing_ok=True)
+                raise NativeBuildError(f"{shlex.join(cmd)} exited with {done.returncode}:\n{done.stderr[-2000:]}")
+            os.replace(tmp, path)  # readers see the whole library or none
+    return path
+
+
+@functools.cache
+def _load() -> tuple[bool, int, str]:
+    """(loaded, vector width in floats, why not); builds, loads and registers the FFI target at most once."""
+    if os.environ.get(OPT_OUT, "") == "0":
+        return False, 0, f"{OPT_OUT}=0"
+    try:
+        lib = ctypes.cdll.LoadLibrary(str(build()))
+    except (NativeBuildError, OSError) as e:
+        _log.warning("gen_jax's native convolution weight gradient is unavailable (XLA's is used instead): %s", e)
+        return False, 0, str(e)
+    jax.ffi.register_ffi_target(FORWARD_TARGET, jax.ffi.pycapsule(lib.GenJaxConvForward), platform="cpu")
+    jax.ffi.register_ffi_target(WEIGHT_GRAD_TARGET, jax.ffi.pycapsule(lib.GenJaxConvWeightGrad), platform="cpu")
+    return True, int(lib.gen_jax_vector_width()), ""
+
+
+def available() -> bool:
+    """Whether the kernel is built, loaded and registered (building it on the first call)."""
+    return _load()[0]
+
+
+def unavailable_reason() -> str:
+    """Why :func:`available` is False ("" where it is True)."""
+    return _load()[2]
+
+
+def vector_width() -> int:
+    """Floats per SIMD vector of the built kernel (16 with AVX-512, else 8); the kernel takes output channel
+    counts that are multiples of it."""
+    return _load()[1]
