@@ -2,9 +2,12 @@
 
 ``python experiments/benchmark_steps.py [--configs vae_digits,vae_binarized_mnist] [--seconds 10] [--steps 2000]``
 ``python experiments/benchmark_steps.py --configs diffusion_mnist,gan_mnist:style --ynn_fusion on,off``
+``python experiments/benchmark_steps.py --configs diffusion_mnist,diffusion_digits --model_conv flax,native``
 
 ``--ynn_fusion on,off`` times each config's step with XLA:CPU's YNNPACK fusions on and off (the per-program
 ``train.cpu_ynn_fusion``), alternating the two in every repeat; a config is ``name`` or ``name:variant``.
+``--model_conv flax,native`` does the same for the values of ``model.conv`` (the diffusion U-Net's convolutions:
+``native`` runs gen_jax's CPU kernels, gen_jax.nn.cpu_conv and cpu_norm), each with the config's YNN setting.
 
 Engine: what ``gen_jax.train.run`` executes per step (BatchIterator batch, compiled engine step with its
 extra metrics, a metric fetch every ``log_every`` steps). Hand-written: the same VAE and ELBO in a plain
@@ -37,6 +40,7 @@ _REPEATS = flags.DEFINE_integer("repeats", 3, "Repeats (median reported).")
 _OUT = flags.DEFINE_string("out", "", "Optional JSON output path.")
 _YNN = flags.DEFINE_list("ynn_fusion", ["config"], "config (the config's train.cpu_ynn_fusion), or settings "
                          "among on / off to time side by side.")
+_CONV = flags.DEFINE_list("model_conv", [], "Values of model.conv to time side by side (instead of --ynn_fusion).")
 
 
 def load_config(name):
@@ -105,22 +109,29 @@ def main(argv):
     settings = ynn_settings(_YNN.value)
     for name in _CONFIGS.value:
         config = load_config(name)
-        if _YNN.value == ["config"]:
+        if _CONV.value:
+            runners = {}
+            for conv in _CONV.value:
+                c = load_config(name)
+                c.model.conv = conv
+                runners[f"model.conv={conv}"] = engine_runner(c)
+        elif _YNN.value == ["config"]:
             rate = time_runner(engine_runner(config), _SECONDS.value, _REPEATS.value)
             results[name] = {"engine_steps_per_sec": rate, "batch_size": config.train.batch_size}
             print(f"{name}: {rate:.1f} steps/s (batch {config.train.batch_size})", flush=True)
             continue
-        runners = {s: engine_runner(config, ynn_fusion=settings[s]) for s in _YNN.value}
+        else:
+            runners = {f"YNN fusions {s}": engine_runner(config, ynn_fusion=settings[s]) for s in _YNN.value}
         rates = {s: [] for s in runners}
         for go in runners.values():
             go(3)  # compile and warm up
         for _ in range(_REPEATS.value):  # alternate so every setting sees the same machine load
             for s, go in runners.items():
                 rates[s].append(steps_per_second(go, _SECONDS.value))
-        results[name] = {f"ynn_{s}_steps_per_sec": float(np.median(r)) for s, r in rates.items()}
+        results[name] = {f"{s}: steps_per_sec": float(np.median(r)) for s, r in rates.items()}
         results[name]["batch_size"] = config.train.batch_size
         print(f"{name} (batch {config.train.batch_size}): " + ", ".join(
-            f"YNN fusions {s} {float(np.median(r)):.2f}" for s, r in rates.items()) + " steps/s", flush=True)
+            f"{s} {float(np.median(r)):.2f}" for s, r in rates.items()) + " steps/s", flush=True)
     if "vae_binarized_mnist" in _CONFIGS.value:
         config = load_config("vae_binarized_mnist")
         engine, hand = engine_runner(config), hand_written_runner(config)

@@ -32,6 +32,8 @@ from gen_jax.data.cache import cache_dir, locked
 
 FORWARD_TARGET = "gen_jax_conv_forward"  # the FFI targets' names
 WEIGHT_GRAD_TARGET = "gen_jax_conv_weight_grad"
+NORM_FORWARD_TARGET = "gen_jax_group_norm_forward"
+NORM_BACKWARD_TARGET = "gen_jax_group_norm_backward"
 SOURCE = Path(__file__).parent / "csrc" / "conv.cc"
 OPT_OUT = "GEN_JAX_NATIVE"  # set to 0: never build or use the kernel (XLA's own weight gradient everywhere)
 
@@ -103,6 +105,8 @@ def _load() -> tuple[bool, int, str]:
         return False, 0, str(e)
     jax.ffi.register_ffi_target(FORWARD_TARGET, jax.ffi.pycapsule(lib.GenJaxConvForward), platform="cpu")
     jax.ffi.register_ffi_target(WEIGHT_GRAD_TARGET, jax.ffi.pycapsule(lib.GenJaxConvWeightGrad), platform="cpu")
+    jax.ffi.register_ffi_target(NORM_FORWARD_TARGET, jax.ffi.pycapsule(lib.GenJaxGroupNormForward), platform="cpu")
+    jax.ffi.register_ffi_target(NORM_BACKWARD_TARGET, jax.ffi.pycapsule(lib.GenJaxGroupNormBackward), platform="cpu")
     return True, int(lib.gen_jax_vector_width()), ""
 
 

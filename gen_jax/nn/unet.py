@@ -6,7 +6,8 @@ lowest resolution.
 Built for XLA:CPU's fast paths: every convolution is stride-1, down-sampling is a pooling and up-sampling a repeat,
 so no strided or transposed convolution (whose weight gradient takes XLA:CPU's slow path) appears anywhere. The
 convolutions are ``conv="native"`` (:mod:`gen_jax.nn.cpu_conv`: XLA's convolution with gen_jax's C++ kernels for
-the forward pass and both gradients on CPU; the diffusion family's default), ``"flax"`` (``nn.Conv``) or
+the forward pass and both gradients on CPU, and the group norms + SiLU of :mod:`gen_jax.nn.cpu_norm`; the
+diffusion family's default), ``"flax"`` (``nn.Conv``) or
 ``"patch"`` (``PatchConv``, one matrix product of shifted inputs; the class's default), all on the same parameters
 (``tests/test_nn.py`` checks that they give the same function).
 """
@@ -19,7 +20,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from gen_jax.nn import cpu_conv
+from gen_jax.nn import cpu_conv, cpu_norm
 from gen_jax.nn.conv import PatchConv
 from gen_jax.nn.embeddings import sinusoidal_embedding
 from gen_jax.nn.resample import average_pool, nearest_upsample
@@ -49,8 +50,14 @@ class Conv(nn.Module):
         raise ValueError(f"unknown conv implementation {self.impl!r}; known: {CONV_IMPLEMENTATIONS}")
 
 
-def _group_norm(channels: int, groups: int) -> nn.GroupNorm:
-    return nn.GroupNorm(num_groups=math.gcd(groups, channels))
+def _norm(x, groups: int, impl: str, silu: bool = True):
+    """Group norm (``gcd(groups, channels)`` groups), then SiLU where ``silu``: ``flax.linen.GroupNorm`` or, with
+    the native convolutions, :class:`gen_jax.nn.cpu_norm.GroupNorm` (the same parameters and function)."""
+    g = math.gcd(groups, x.shape[-1])
+    if impl == "native":
+        return cpu_norm.GroupNorm(num_groups=g, activation="silu" if silu else None)(x)
+    y = nn.GroupNorm(num_groups=g)(x)
+    return nn.silu(y) if silu else y
 
 
 class ResBlock(nn.Module):
@@ -64,9 +71,9 @@ class ResBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x, emb, *, train: bool = False):
-        h = Conv(self.features, 3, self.conv)(nn.silu(_group_norm(x.shape[-1], self.groups)(x)))
+        h = Conv(self.features, 3, self.conv)(_norm(x, self.groups, self.conv))
         h = h + nn.Dense(self.features)(nn.silu(emb))[:, None, None, :]
-        h = nn.silu(_group_norm(self.features, self.groups)(h))
+        h = _norm(h, self.groups, self.conv)
         h = nn.Dropout(self.dropout, deterministic=not train)(h)
         h = Conv(self.features, 3, self.conv, zero_init=True)(h)
         skip = x if x.shape[-1] == self.features else Conv(self.features, 1, self.conv)(x)
@@ -78,11 +85,12 @@ class SelfAttention(nn.Module):
 
     num_heads: int = 1
     groups: int = 8
+    norm: str = "flax"  # "native": gen_jax.nn.cpu_norm's group norm
 
     @nn.compact
     def __call__(self, x):
         b, h, w, c = x.shape
-        tokens = _group_norm(c, self.groups)(x).reshape(b, h * w, c)
+        tokens = _norm(x, self.groups, self.norm, silu=False).reshape(b, h * w, c)
         out = nn.MultiHeadDotProductAttention(num_heads=self.num_heads, out_kernel_init=nn.initializers.zeros_init()
                                               )(tokens, tokens)
         return x + out.reshape(b, h, w, c)
@@ -118,7 +126,8 @@ class UNet(nn.Module):
       attention: self-attention in the middle (the lowest resolution).
       num_classes: a class embedding when > 0; label ``num_classes`` means "no label" (classifier-free guidance).
       time_dim: the sinusoidal embedding's size; the embedding MLP is ``4 * channels[0]`` wide.
-      conv: ``native`` (gen_jax.nn.cpu_conv), ``flax`` (``nn.Conv``) or ``patch`` (matrix-product convolutions).
+      conv: ``native`` (gen_jax.nn.cpu_conv, and gen_jax.nn.cpu_norm's group norms), ``flax`` (``nn.Conv``) or
+        ``patch`` (matrix-product convolutions).
     """
 
     channels: Sequence[int] = (32, 64, 64)
@@ -151,7 +160,7 @@ class UNet(nn.Module):
                 h = downsample(h)
         h = block(self.channels[-1])(h, emb, train=train)
         if self.attention:
-            h = SelfAttention(self.num_heads, self.groups)(h)
+            h = SelfAttention(self.num_heads, self.groups, "native" if self.conv == "native" else "flax")(h)
         h = block(self.channels[-1])(h, emb, train=train)
         for i in reversed(range(len(self.channels))):
             c = self.channels[i]
@@ -160,5 +169,5 @@ class UNet(nn.Module):
             h = jnp.concatenate([h, skips[i]], axis=-1)
             for _ in range(self.num_res_blocks):
                 h = block(c)(h, emb, train=train)
-        h = nn.silu(_group_norm(h.shape[-1], self.groups)(h))
+        h = _norm(h, self.groups, self.conv)
         return Conv(self.out_channels or x.shape[-1], 3, self.conv, zero_init=True)(h)

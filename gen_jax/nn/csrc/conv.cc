@@ -9,6 +9,7 @@
 // result does not depend on which thread ran which part). Each part walks one image at a time (its x and g stay in
 // cache) and, per tap, accumulates a tile of IB input channels x OV vectors of output channels in registers.
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -176,6 +177,128 @@ void ForwardPart(const float* x, const float* k, float* y, const Shape& s, int64
   }
 }
 
+
+// ---- group norm (+ SiLU): y = act((x - mean_g) rstd_g scale_c + bias_c), statistics per image and group ----------
+typedef int32_t vi __attribute__((vector_size(VB * 4)));
+
+inline vf Splat(float v) { return vf{} + v; }
+
+// exp for |x| < 88 (clamped), Cephes' single-precision polynomial: about 1 ulp.
+inline vf Exp(vf x) {
+  x = x < Splat(-87.3f) ? Splat(-87.3f) : x;
+  x = x > Splat(88.3f) ? Splat(88.3f) : x;
+  const vf magic = Splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  vf k = (x * Splat(1.44269504088896341f) + magic) - magic;
+  vf r = x - k * Splat(0.693359375f) - k * Splat(-2.12194440e-4f);
+  vf p = Splat(1.9875691500e-4f);
+  p = p * r + Splat(1.3981999507e-3f);
+  p = p * r + Splat(8.3334519073e-3f);
+  p = p * r + Splat(4.1665795894e-2f);
+  p = p * r + Splat(1.6666665459e-1f);
+  p = p * r + Splat(5.0000001201e-1f);
+  p = p * r * r + r + Splat(1.0f);
+  vi e = (__builtin_convertvector(k, vi) + 127) << 23;
+  return p * (vf)e;
+}
+
+inline vf Sigmoid(vf z) { return Splat(1.0f) / (Splat(1.0f) + Exp(-z)); }
+
+struct NormShape {
+  int64_t n, hw, c, groups;
+};
+
+// Per-image statistics and the forward pass for images [n0, n1).
+void NormForwardPart(const float* x, const float* scale, const float* bias, float* y, float* mean, float* rstd,
+                     const NormShape& s, float eps, bool silu, int64_t n0, int64_t n1) {
+  const int64_t C = s.c, G = s.groups, cg = C / G, HW = s.hw;
+  std::vector<float> acc(C), meanc(C), a(C), b(C);
+  std::vector<double> gsum(G);
+  for (int64_t n = n0; n < n1; ++n) {
+    const float* xn = x + n * HW * C;
+    float* yn = y + n * HW * C;
+    std::fill(acc.begin(), acc.end(), 0.f);
+    for (int64_t p = 0; p < HW; ++p)
+      for (int64_t c = 0; c < C; c += VB) *(vfu*)&acc[c] += *(const vfu*)(xn + p * C + c);
+    std::fill(gsum.begin(), gsum.end(), 0.0);
+    for (int64_t c = 0; c < C; ++c) gsum[c / cg] += acc[c];
+    for (int64_t c = 0; c < C; ++c) meanc[c] = static_cast<float>(gsum[c / cg] / (HW * cg));
+    std::fill(acc.begin(), acc.end(), 0.f);
+    for (int64_t p = 0; p < HW; ++p)
+      for (int64_t c = 0; c < C; c += VB) {
+        vf d = *(const vfu*)(xn + p * C + c) - *(vfu*)&meanc[c];
+        *(vfu*)&acc[c] += d * d;
+      }
+    std::fill(gsum.begin(), gsum.end(), 0.0);
+    for (int64_t c = 0; c < C; ++c) gsum[c / cg] += acc[c];
+    for (int64_t g = 0; g < G; ++g) {
+      const float var = static_cast<float>(gsum[g] / (HW * cg));
+      mean[n * G + g] = meanc[g * cg];
+      rstd[n * G + g] = 1.0f / std::sqrt(var + eps);
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      a[c] = rstd[n * G + c / cg] * scale[c];
+      b[c] = bias[c] - meanc[c] * a[c];
+    }
+    for (int64_t p = 0; p < HW; ++p)
+      for (int64_t c = 0; c < C; c += VB) {
+        vf z = *(const vfu*)(xn + p * C + c) * *(vfu*)&a[c] + *(vfu*)&b[c];
+        *(vfu*)(yn + p * C + c) = silu ? z * Sigmoid(z) : z;
+      }
+  }
+}
+
+// The backward pass for images [n0, n1): dx, and this part's sums for dscale and dbias.
+void NormBackwardPart(const float* x, const float* scale, const float* bias, const float* mean, const float* rstd,
+                      const float* dy, float* dx, float* dscale, float* dbias, const NormShape& s, bool silu,
+                      int64_t n0, int64_t n1) {
+  const int64_t C = s.c, G = s.groups, cg = C / G, HW = s.hw;
+  std::vector<float> s1(C), s2(C), meanc(C), rstdc(C), ac(C), bc(C);
+  std::vector<double> ga(G), gb(G);
+  for (int64_t n = n0; n < n1; ++n) {
+    const float* xn = x + n * HW * C;
+    const float* dyn = dy + n * HW * C;
+    float* dxn = dx + n * HW * C;
+    for (int64_t c = 0; c < C; ++c) {
+      meanc[c] = mean[n * G + c / cg];
+      rstdc[c] = rstd[n * G + c / cg];
+    }
+    std::fill(s1.begin(), s1.end(), 0.f);
+    std::fill(s2.begin(), s2.end(), 0.f);
+    for (int64_t p = 0; p < HW; ++p)
+      for (int64_t c = 0; c < C; c += VB) {
+        const vf xhat = (*(const vfu*)(xn + p * C + c) - *(vfu*)&meanc[c]) * *(vfu*)&rstdc[c];
+        vf dz = *(const vfu*)(dyn + p * C + c);
+        if (silu) {
+          const vf z = xhat * *(const vfu*)(scale + c) + *(const vfu*)(bias + c);
+          const vf sg = Sigmoid(z);
+          dz = dz * sg * (Splat(1.0f) + z * (Splat(1.0f) - sg));
+        }
+        *(vfu*)(dxn + p * C + c) = dz;  // kept for the second pass
+        *(vfu*)&s1[c] += dz;
+        *(vfu*)&s2[c] += dz * xhat;
+      }
+    std::fill(ga.begin(), ga.end(), 0.0);
+    std::fill(gb.begin(), gb.end(), 0.0);
+    for (int64_t c = 0; c < C; ++c) {
+      dbias[c] += s1[c];
+      dscale[c] += s2[c];
+      ga[c / cg] += static_cast<double>(scale[c]) * s1[c];
+      gb[c / cg] += static_cast<double>(scale[c]) * s2[c];
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      ac[c] = static_cast<float>(ga[c / cg] / (HW * cg));
+      bc[c] = static_cast<float>(gb[c / cg] / (HW * cg));
+    }
+    for (int64_t p = 0; p < HW; ++p)
+      for (int64_t c = 0; c < C; c += VB) {
+        const vf xhat = (*(const vfu*)(xn + p * C + c) - *(vfu*)&meanc[c]) * *(vfu*)&rstdc[c];
+        const vf dz = *(const vfu*)(dxn + p * C + c);
+        *(vfu*)(dxn + p * C + c) =
+            *(vfu*)&rstdc[c] * (*(const vfu*)(scale + c) * dz - *(vfu*)&ac[c] - xhat * *(vfu*)&bc[c]);
+      }
+  }
+}
+
 // Runs parts 0..parts-1 of a job on the calling thread and on XLA's intra-op pool: every thread claims parts until
 // none is left, so the call finishes even where the pool's threads are busy (or it is the pool's thread itself).
 // Late tasks find nothing to claim; the job is shared, so they never touch freed memory.
@@ -263,6 +386,60 @@ ffi::Error ConvForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::B
   return ffi::Error::Success();
 }
 
+
+ffi::Error CheckNorm(ffi::Span<const int64_t> xd, int64_t groups, NormShape* s) {
+  if (xd.size() < 2) return ffi::Error::InvalidArgument("group norm: x must have a batch and a channel axis");
+  int64_t hw = 1;
+  for (size_t i = 1; i + 1 < xd.size(); ++i) hw *= xd[i];
+  *s = NormShape{xd[0], hw, xd[xd.size() - 1], groups};
+  if (groups <= 0 || s->c % groups != 0 || s->c % VB != 0)
+    return ffi::Error::InvalidArgument("group norm: groups must divide the channels, a multiple of the vector width");
+  return ffi::Error::Success();
+}
+
+ffi::Error GroupNormForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> scale,
+                                ffi::Buffer<ffi::F32> bias, ffi::ResultBuffer<ffi::F32> y,
+                                ffi::ResultBuffer<ffi::F32> mean, ffi::ResultBuffer<ffi::F32> rstd, int64_t groups,
+                                float eps, int64_t silu) {
+  NormShape s;
+  if (auto e = CheckNorm(x.dimensions(), groups, &s); e.failure()) return e;
+  const int parts = NumParts(pool, s.n);
+  const float *xp = x.typed_data(), *sp = scale.typed_data(), *bp = bias.typed_data();
+  float *yp = y->typed_data(), *mp = mean->typed_data(), *rp = rstd->typed_data();
+  RunParts(pool, parts, [&](int p) {
+    auto [n0, n1] = Range(s.n, parts, p);
+    NormForwardPart(xp, sp, bp, yp, mp, rp, s, eps, silu != 0, n0, n1);
+  });
+  return ffi::Error::Success();
+}
+
+ffi::Error GroupNormBackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> scale,
+                                 ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> mean, ffi::Buffer<ffi::F32> rstd,
+                                 ffi::Buffer<ffi::F32> dy, ffi::ResultBuffer<ffi::F32> dx,
+                                 ffi::ResultBuffer<ffi::F32> dscale, ffi::ResultBuffer<ffi::F32> dbias,
+                                 int64_t groups, int64_t silu) {
+  NormShape s;
+  if (auto e = CheckNorm(x.dimensions(), groups, &s); e.failure()) return e;
+  const int parts = NumParts(pool, s.n);
+  std::vector<std::vector<float>> ps(parts, std::vector<float>(s.c, 0.f)), pb(parts, std::vector<float>(s.c, 0.f));
+  RunParts(pool, parts, [&](int p) {
+    auto [n0, n1] = Range(s.n, parts, p);
+    NormBackwardPart(x.typed_data(), scale.typed_data(), bias.typed_data(), mean.typed_data(), rstd.typed_data(),
+                     dy.typed_data(), dx->typed_data(), ps[p].data(), pb[p].data(), s, silu != 0, n0, n1);
+  });
+  float *ds = dscale->typed_data(), *db = dbias->typed_data();
+  for (int64_t c = 0; c < s.c; ++c) {
+    float a = 0.f, b = 0.f;
+    for (int p = 0; p < parts; ++p) {
+      a += ps[p][c];
+      b += pb[p][c];
+    }
+    ds[c] = a;
+    db[c] = b;
+  }
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 extern "C" int gen_jax_vector_width() { return VB; }
@@ -280,3 +457,31 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(GenJaxConvForward, ConvForwardImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GenJaxGroupNormForward, GroupNormForwardImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int64_t>("groups")
+                                  .Attr<float>("eps")
+                                  .Attr<int64_t>("silu"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GenJaxGroupNormBackward, GroupNormBackwardImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int64_t>("groups")
+                                  .Attr<int64_t>("silu"));
