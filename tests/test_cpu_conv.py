@@ -129,3 +129,37 @@ def test_without_the_kernels_the_same_function_runs_on_xla():
     env = {**os.environ, native.OPT_OUT: "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", f"{native.OPT_OUT}=0", "False", "50.0"]
+
+
+def test_accelerator_programs_use_xlas_own_convolution_and_norm():
+    """Off CPU the primitives lower to XLA's operations: a GPU or TPU program has no custom call of gen_jax's."""
+    from gen_jax.nn.cpu_norm import group_norm
+
+    x, kern, _ = _data(2, 5, 16, 16)
+    scale = jnp.ones((16,))
+    step = jax.jit(jax.grad(lambda x, k: jnp.sum(group_norm(conv_same(x, k), scale, scale, 8, 1e-6, True)), (0, 1)))
+    targets = (native.FORWARD_TARGET, native.WEIGHT_GRAD_TARGET, native.NORM_FORWARD_TARGET,
+               native.NORM_BACKWARD_TARGET)
+    cpu = step.trace(x, kern).lower(lowering_platforms=("cpu",)).as_text()
+    assert all(t in cpu for t in targets)
+    for platform in ("cuda", "tpu"):
+        text = step.trace(x, kern).lower(lowering_platforms=(platform,)).as_text()
+        assert "custom_call" not in text and not any(t in text for t in targets), platform
+
+
+def test_bias_add_and_its_native_gradient():
+    y = jax.random.normal(jax.random.key(0), (3, 5, 4, 32))
+    b = jax.random.normal(jax.random.key(1), (32,))
+    _close(jax.jit(cpu_conv.bias_add)(y, b), y + b)
+    loss = lambda f: lambda y, b: jnp.sum(jnp.sin(f(y, b)))  # noqa: E731
+    step = jax.jit(jax.grad(loss(cpu_conv.bias_add), (0, 1)))
+    for u, v in zip(step(y, b), jax.grad(loss(jnp.add), (0, 1))(y, b)):
+        _close(u, v)
+    assert native.CHANNEL_SUM_TARGET in step.lower(y, b).as_text()
+    _close(jax.jvp(cpu_conv.bias_add, (y, b), (y, b))[1], y + b)
+    _close(jax.vmap(cpu_conv.bias_add, (3, None))(y, b[:4]), jnp.moveaxis(y, 3, 0) + b[:4])
+    _close(jax.vmap(cpu_conv.bias_add, (None, 0))(y[0, 0], jnp.stack([b, -b])), jnp.stack([y[0, 0] + b, y[0, 0] - b]))
+    _close(jax.vmap(jax.grad(loss(cpu_conv.bias_add), 1), (0, None))(y, b), jax.vmap(jax.grad(loss(jnp.add), 1),
+                                                                                     (0, None))(y, b))
+    with pytest.raises(ValueError, match="bias over y's last axis"):
+        cpu_conv.bias_add(y, b[:3])

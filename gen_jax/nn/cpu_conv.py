@@ -141,6 +141,56 @@ def _weight_grad_batch(args, dims, *, kernel_size):
 batching.primitive_batchers[weight_grad_p] = _weight_grad_batch
 
 
+# --- bias_add_p(y, b) = y + b over the last axis; its transpose in b is channel_sum_p --------------------------
+def _xla_channel_sum(x):
+    return jnp.sum(x, axis=tuple(range(x.ndim - 1)))
+
+
+def _native_channel_sum(x):
+    if not (jnp.dtype(x.dtype) == jnp.float32 and native.available() and x.shape[-1] % native.vector_width() == 0):
+        return _xla_channel_sum(x)
+    out = jax.ShapeDtypeStruct(x.shape[-1:], jnp.float32)
+    return jax.ffi.ffi_call(native.CHANNEL_SUM_TARGET, out, vmap_method="sequential")(x)
+
+
+channel_sum_p = Primitive("gen_jax_channel_sum")
+channel_sum_p.def_impl(lambda x: jax.jit(channel_sum_p.bind)(x))
+channel_sum_p.def_abstract_eval(lambda x: x.update(shape=x.shape[-1:], weak_type=False))
+mlir.register_lowering(channel_sum_p, mlir.lower_fun(_xla_channel_sum, multiple_results=False))
+mlir.register_lowering(channel_sum_p, mlir.lower_fun(_native_channel_sum, multiple_results=False), platform="cpu")
+ad.deflinear2(channel_sum_p, lambda ct, x: [jnp.broadcast_to(ct, x.aval.shape)])
+batching.primitive_batchers[channel_sum_p] = lambda args, dims: (jax.vmap(_xla_channel_sum, dims)(*args), 0)
+
+bias_add_p = Primitive("gen_jax_bias_add")
+bias_add_p.def_impl(lambda y, b: jax.jit(bias_add_p.bind)(y, b))
+bias_add_p.def_abstract_eval(lambda y, b: y.update(weak_type=False))
+mlir.register_lowering(bias_add_p, mlir.lower_fun(lambda y, b: y + b, multiple_results=False))
+ad.deflinear2(bias_add_p, lambda ct, y, b: [ct if ad.is_undefined_primal(y) else None,
+                                            channel_sum_p.bind(ct) if ad.is_undefined_primal(b) else None])
+
+
+def _bias_add_batch(args, dims):
+    y, b = args
+    dy, db = dims
+    if db is None:  # one bias for every member of the batch: it broadcasts over the mapped axis too
+        y = jnp.moveaxis(y, dy, 0)
+        return bias_add_p.bind(y, b), 0
+    return jax.vmap(jnp.add, in_axes=(dy, db))(y, b), 0
+
+
+batching.primitive_batchers[bias_add_p] = _bias_add_batch
+
+
+def bias_add(y, b):
+    """``y + b`` for a bias ``b`` over ``y``'s last axis, whose gradient in ``b`` (a sum over every other axis,
+    which XLA:CPU splits into slow loops: 8.9 ms for a (128, 28, 28, 32) cotangent in the U-Net's step, where a
+    matrix-vector product takes 0.8) is a native kernel on CPU."""
+    if b.ndim != 1 or y.shape[-1:] != b.shape or y.dtype != b.dtype:
+        raise ValueError(f"bias_add takes a bias over y's last axis, of y's dtype; got {y.shape} {y.dtype} and "
+                         f"{b.shape} {b.dtype}")
+    return bias_add_p.bind(y, b)
+
+
 def conv_weight_grad(x, g, kernel_size: int):
     """``dw[a, b, i, o] = sum x[n, h + a - k//2, w + b - k//2, i] g[n, h, w, o]``: the weight gradient of
     :func:`conv_same` at input ``x`` and output cotangent ``g``, shape ``(k, k, C, O)``."""
@@ -178,4 +228,4 @@ class Conv(nn.Module):
         bias = self.param("bias", self.bias_init, (self.features,), jnp.float32) if self.use_bias else None
         x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
         y = conv_same(x, kernel)
-        return y if bias is None else y + bias
+        return y if bias is None else bias_add(y, bias)

@@ -34,6 +34,7 @@ FORWARD_TARGET = "gen_jax_conv_forward"  # the FFI targets' names
 WEIGHT_GRAD_TARGET = "gen_jax_conv_weight_grad"
 NORM_FORWARD_TARGET = "gen_jax_group_norm_forward"
 NORM_BACKWARD_TARGET = "gen_jax_group_norm_backward"
+CHANNEL_SUM_TARGET = "gen_jax_channel_sum"
 SOURCE = Path(__file__).parent / "csrc" / "conv.cc"
 OPT_OUT = "GEN_JAX_NATIVE"  # set to 0: never build or use the kernel (XLA's own weight gradient everywhere)
 
@@ -107,6 +108,7 @@ def _load() -> tuple[bool, int, str]:
     jax.ffi.register_ffi_target(WEIGHT_GRAD_TARGET, jax.ffi.pycapsule(lib.GenJaxConvWeightGrad), platform="cpu")
     jax.ffi.register_ffi_target(NORM_FORWARD_TARGET, jax.ffi.pycapsule(lib.GenJaxGroupNormForward), platform="cpu")
     jax.ffi.register_ffi_target(NORM_BACKWARD_TARGET, jax.ffi.pycapsule(lib.GenJaxGroupNormBackward), platform="cpu")
+    jax.ffi.register_ffi_target(CHANNEL_SUM_TARGET, jax.ffi.pycapsule(lib.GenJaxChannelSum), platform="cpu")
     return True, int(lib.gen_jax_vector_width()), ""
 
 

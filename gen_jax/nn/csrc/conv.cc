@@ -440,6 +440,41 @@ ffi::Error GroupNormBackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, 
   return ffi::Error::Success();
 }
 
+
+// ---- per-channel sums: out[c] = sum over every leading index of x[..., c] (a bias's gradient) ------------------------
+ffi::Error ChannelSumImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::ResultBuffer<ffi::F32> out) {
+  auto xd = x.dimensions();
+  if (xd.size() < 1) return ffi::Error::InvalidArgument("channel sum: x must have a channel axis");
+  const int64_t C = xd[xd.size() - 1], M = C ? x.element_count() / C : 0;
+  if (C % VB != 0) return ffi::Error::InvalidArgument("channel sum: channels must be a multiple of the vector width");
+  const int parts = NumParts(pool, M / 256 + 1);  // a part sums at least 256 rows
+  std::vector<std::vector<float>> partial(parts, std::vector<float>(C, 0.f));
+  const float* xp = x.typed_data();
+  RunParts(pool, parts, [&](int p) {
+    auto [m0, m1] = Range(M, parts, p);
+    float* acc = partial[p].data();
+    for (int64_t c = 0; c < C; c += VB) {
+      vf a0{}, a1{}, a2{}, a3{};  // four rows at a time: independent chains
+      int64_t m = m0;
+      for (; m + 4 <= m1; m += 4) {
+        a0 += *(const vfu*)(xp + m * C + c);
+        a1 += *(const vfu*)(xp + (m + 1) * C + c);
+        a2 += *(const vfu*)(xp + (m + 2) * C + c);
+        a3 += *(const vfu*)(xp + (m + 3) * C + c);
+      }
+      for (; m < m1; ++m) a0 += *(const vfu*)(xp + m * C + c);
+      *(vfu*)(acc + c) = (a0 + a1) + (a2 + a3);
+    }
+  });
+  float* o = out->typed_data();
+  for (int64_t c = 0; c < C; ++c) {
+    float sum = 0.f;
+    for (int p = 0; p < parts; ++p) sum += partial[p][c];
+    o[c] = sum;
+  }
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 extern "C" int gen_jax_vector_width() { return VB; }
@@ -485,3 +520,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(GenJaxGroupNormBackward, GroupNormBackwardImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<int64_t>("groups")
                                   .Attr<int64_t>("silu"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GenJaxChannelSum, ChannelSumImpl,
+                              ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<ffi::Buffer<ffi::F32>>().Ret<ffi::Buffer<ffi::F32>>());
