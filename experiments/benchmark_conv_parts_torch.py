@@ -5,7 +5,8 @@ side by side in one invocation:
 ``python experiments/benchmark_conv_parts_torch.py [--torch_python .venv-torch/bin/python] [--batch 128]``
 
 Each (shape, part) is one race of ``torch_peer.race``: gen_jax's side is ``lax.conv_general_dilated`` (what
-``nn.Conv`` calls; NHWC, "SAME") or its VJP for one operand, jitted as the diffusion configs compile the step
+``nn.Conv`` calls; NHWC, "SAME"), and gen_jax's native CPU kernels (``gen_jax.nn.cpu_conv.conv_same``,
+``--conv xla,native``), or their VJP for one operand, jitted as the diffusion configs compile the step
 (``train.cpu_ynn_fusion=False``: YNNPACK's fusions off for the program) and, with ``--ynn_fusion on,off``, also
 with XLA's default; the peer is ``F.conv2d`` / ``aten.convolution_backward`` for the same operand (NCHW). No bias,
 no activation: the convolution alone. PyTorch is a benchmark-only tool, never a dependency of gen_jax (see
@@ -19,6 +20,7 @@ import time
 import jax
 from absl import app, flags
 
+from gen_jax.nn.cpu_conv import conv_same
 from gen_jax.train.parallel import cpu_compiler_options
 
 from torch_peer import race  # experiments/torch_peer.py, beside this script
@@ -29,6 +31,8 @@ _SHAPES = flags.DEFINE_list("shapes", ["28:16:16", "28:32:16", "14:32:32", "14:6
                             "side:in_maps:out_maps of each 3x3 layer (the MNIST U-Net's, 16/32/64 maps).")
 _PARTS = flags.DEFINE_list("parts", ["forward", "input_grad", "weight_grad"], "Which parts to time.")
 _YNN = flags.DEFINE_list("ynn_fusion", ["off"], "gen_jax sides: XLA's YNNPACK fusions on and/or off.")
+_CONV = flags.DEFINE_list("conv", ["xla", "native"], "gen_jax sides: XLA's convolution (what nn.Conv runs) and/or "
+                          "gen_jax.nn.cpu_conv's native kernels.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed calls per round.")
 _ROUNDS = flags.DEFINE_integer("rounds", 5, "Alternating rounds.")
 
@@ -63,14 +67,16 @@ def _conv(x, k):
     return jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-def jax_part(part: str, batch: int, size: int, cin: int, cout: int, ynn_fusion: bool):
-    """``run(n) -> seconds per call`` of one part of the convolution, and the kernel's parameter count."""
+def jax_part(part: str, batch: int, size: int, cin: int, cout: int, ynn_fusion: bool, conv: str = "xla"):
+    """``run(n) -> seconds per call`` of one part of the convolution (``conv``: ``xla`` or ``native``), and the
+    kernel's parameter count."""
+    cf = {"xla": _conv, "native": conv_same}[conv]
     x = jax.random.normal(jax.random.key(0), (batch, size, size, cin))
     k = jax.random.normal(jax.random.key(1), (3, 3, cin, cout)) * 0.1
     g = jax.random.normal(jax.random.key(2), (batch, size, size, cout))
-    fns = {"forward": lambda x, k, g: _conv(x, k),
-           "input_grad": lambda x, k, g: jax.vjp(_conv, x, k)[1](g)[0],
-           "weight_grad": lambda x, k, g: jax.vjp(_conv, x, k)[1](g)[1]}
+    fns = {"forward": lambda x, k, g: cf(x, k),
+           "input_grad": lambda x, k, g: jax.vjp(cf, x, k)[1](g)[0],
+           "weight_grad": lambda x, k, g: jax.vjp(cf, x, k)[1](g)[1]}
     fn = jax.jit(fns[part], compiler_options=cpu_compiler_options(ynn_fusion))
     for _ in range(3):
         jax.block_until_ready(fn(x, k, g))
@@ -90,14 +96,17 @@ def main(argv):
     unknown = set(_PARTS.value) - set(PARTS)
     if unknown:
         raise app.UsageError(f"unknown parts {sorted(unknown)}; known: {PARTS}")
+    if set(_CONV.value) - {"xla", "native"}:
+        raise app.UsageError(f"--conv takes xla and/or native, not {_CONV.value}")
     if set(_YNN.value) - {"on", "off"}:
         raise app.UsageError(f"--ynn_fusion takes on and/or off, not {_YNN.value}")
     rows = []
     for shape in _SHAPES.value:
         size, cin, cout = (int(v) for v in shape.split(":"))
         for part in _PARTS.value:
-            sides = {f"gen_jax (YNN fusions {s})": jax_part(part, _BATCH.value, size, cin, cout, s == "on")
-                     for s in _YNN.value}
+            sides = {f"gen_jax {conv} (YNN fusions {s})": jax_part(part, _BATCH.value, size, cin, cout, s == "on",
+                                                                    conv)
+                     for conv in _CONV.value for s in _YNN.value}
             cfg = {"batch": _BATCH.value, "size": size, "cin": cin, "cout": cout, "part": part}
             res = race(_TORCH.value, TORCH_SCRIPT, cfg, sides, repeats=_REPEATS.value, rounds=_ROUNDS.value)
             med = {name: round(1e3 * s, 2) for name, s in res["seconds_per_step_median"].items()}

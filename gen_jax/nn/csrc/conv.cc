@@ -339,6 +339,23 @@ std::pair<int64_t, int64_t> Range(int64_t n, int parts, int p) {
   return {std::min(n, p * per), std::min(n, (p + 1) * per)};
 }
 
+// Runs f(part, first, end) for `parts` contiguous ranges of the n examples, in parallel (RunParts).
+void OverBatch(ffi::ThreadPool& pool, int64_t n, int parts, const std::function<void(int, int64_t, int64_t)>& f) {
+  RunParts(pool, parts, [&](int p) {
+    auto [n0, n1] = Range(n, parts, p);
+    f(p, n0, n1);
+  });
+}
+
+// out[j] = sum over parts of partial[p][j], the parts added in order (the same result whichever thread ran each).
+void SumParts(const std::vector<std::vector<float>>& partial, float* out) {
+  for (size_t j = 0; j < partial[0].size(); ++j) {
+    float sum = 0.f;
+    for (const auto& part : partial) sum += part[j];
+    out[j] = sum;
+  }
+}
+
 ffi::Error ConvWeightGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> g,
                               ffi::ResultBuffer<ffi::F32> dw) {
   auto xd = x.dimensions(), gd = g.dimensions(), wd = dw->dimensions();
@@ -353,16 +370,8 @@ ffi::Error ConvWeightGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi
   const int parts = NumParts(pool, s.n);
   std::vector<std::vector<float>> partial(parts, std::vector<float>(size, 0.f));
   const float *xp = x.typed_data(), *gp = g.typed_data();
-  RunParts(pool, parts, [&, xp, gp](int p) {
-    auto [n0, n1] = Range(s.n, parts, p);
-    Part(xp, gp, partial[p].data(), s, n0, n1);
-  });
-  float* out = dw->typed_data();
-  for (int64_t j = 0; j < size; ++j) {
-    float sum = 0.f;
-    for (int p = 0; p < parts; ++p) sum += partial[p][j];
-    out[j] = sum;
-  }
+  OverBatch(pool, s.n, parts, [&](int p, int64_t n0, int64_t n1) { Part(xp, gp, partial[p].data(), s, n0, n1); });
+  SumParts(partial, dw->typed_data());
   return ffi::Error::Success();
 }
 
@@ -379,10 +388,7 @@ ffi::Error ConvForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::B
   const int parts = NumParts(pool, s.n);
   const float *xp = x.typed_data(), *kp = k.typed_data();
   float* yp = y->typed_data();
-  RunParts(pool, parts, [&, xp, kp, yp](int p) {
-    auto [n0, n1] = Range(s.n, parts, p);
-    ForwardPart(xp, kp, yp, s, n0, n1);
-  });
+  OverBatch(pool, s.n, parts, [&](int, int64_t n0, int64_t n1) { ForwardPart(xp, kp, yp, s, n0, n1); });
   return ffi::Error::Success();
 }
 
@@ -406,8 +412,7 @@ ffi::Error GroupNormForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, f
   const int parts = NumParts(pool, s.n);
   const float *xp = x.typed_data(), *sp = scale.typed_data(), *bp = bias.typed_data();
   float *yp = y->typed_data(), *mp = mean->typed_data(), *rp = rstd->typed_data();
-  RunParts(pool, parts, [&](int p) {
-    auto [n0, n1] = Range(s.n, parts, p);
+  OverBatch(pool, s.n, parts, [&](int, int64_t n0, int64_t n1) {
     NormForwardPart(xp, sp, bp, yp, mp, rp, s, eps, silu != 0, n0, n1);
   });
   return ffi::Error::Success();
@@ -422,21 +427,12 @@ ffi::Error GroupNormBackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, 
   if (auto e = CheckNorm(x.dimensions(), groups, &s); e.failure()) return e;
   const int parts = NumParts(pool, s.n);
   std::vector<std::vector<float>> ps(parts, std::vector<float>(s.c, 0.f)), pb(parts, std::vector<float>(s.c, 0.f));
-  RunParts(pool, parts, [&](int p) {
-    auto [n0, n1] = Range(s.n, parts, p);
+  OverBatch(pool, s.n, parts, [&](int p, int64_t n0, int64_t n1) {
     NormBackwardPart(x.typed_data(), scale.typed_data(), bias.typed_data(), mean.typed_data(), rstd.typed_data(),
                      dy.typed_data(), dx->typed_data(), ps[p].data(), pb[p].data(), s, silu != 0, n0, n1);
   });
-  float *ds = dscale->typed_data(), *db = dbias->typed_data();
-  for (int64_t c = 0; c < s.c; ++c) {
-    float a = 0.f, b = 0.f;
-    for (int p = 0; p < parts; ++p) {
-      a += ps[p][c];
-      b += pb[p][c];
-    }
-    ds[c] = a;
-    db[c] = b;
-  }
+  SumParts(ps, dscale->typed_data());
+  SumParts(pb, dbias->typed_data());
   return ffi::Error::Success();
 }
 
@@ -450,8 +446,7 @@ ffi::Error ChannelSumImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Re
   const int parts = NumParts(pool, M / 256 + 1);  // a part sums at least 256 rows
   std::vector<std::vector<float>> partial(parts, std::vector<float>(C, 0.f));
   const float* xp = x.typed_data();
-  RunParts(pool, parts, [&](int p) {
-    auto [m0, m1] = Range(M, parts, p);
+  OverBatch(pool, M, parts, [&](int p, int64_t m0, int64_t m1) {
     float* acc = partial[p].data();
     for (int64_t c = 0; c < C; c += VB) {
       vf a0{}, a1{}, a2{}, a3{};  // four rows at a time: independent chains
@@ -466,12 +461,7 @@ ffi::Error ChannelSumImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Re
       *(vfu*)(acc + c) = (a0 + a1) + (a2 + a3);
     }
   });
-  float* o = out->typed_data();
-  for (int64_t c = 0; c < C; ++c) {
-    float sum = 0.f;
-    for (int p = 0; p < parts; ++p) sum += partial[p][c];
-    o[c] = sum;
-  }
+  SumParts(partial, out->typed_data());
   return ffi::Error::Success();
 }
 
@@ -479,19 +469,14 @@ ffi::Error ChannelSumImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Re
 
 extern "C" int gen_jax_vector_width() { return VB; }
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(GenJaxConvWeightGrad, ConvWeightGradImpl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+// (x, kernel) -> y and (x, g) -> dw: two f32 operands, one f32 result.
+static auto TwoOperandsOneResult() {
+  return ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<ffi::Buffer<ffi::F32>>().Arg<ffi::Buffer<ffi::F32>>().Ret<
+      ffi::Buffer<ffi::F32>>();
+}
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(GenJaxConvForward, ConvForwardImpl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GenJaxConvWeightGrad, ConvWeightGradImpl, TwoOperandsOneResult());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GenJaxConvForward, ConvForwardImpl, TwoOperandsOneResult());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(GenJaxGroupNormForward, GroupNormForwardImpl,
                               ffi::Ffi::Bind()
