@@ -2,6 +2,7 @@
 transformation the library uses (grad at first and second order, jvp, vmap, jit), and the fallback without them."""
 
 import os
+import platform
 import subprocess
 import sys
 
@@ -142,9 +143,9 @@ def test_accelerator_programs_use_xlas_own_convolution_and_norm():
                native.NORM_BACKWARD_TARGET)
     cpu = step.trace(x, kern).lower(lowering_platforms=("cpu",)).as_text()
     assert all(t in cpu for t in targets)
-    for platform in ("cuda", "tpu"):
-        text = step.trace(x, kern).lower(lowering_platforms=(platform,)).as_text()
-        assert "custom_call" not in text and not any(t in text for t in targets), platform
+    for accelerator in ("cuda", "tpu"):
+        text = step.trace(x, kern).lower(lowering_platforms=(accelerator,)).as_text()
+        assert "custom_call" not in text and not any(t in text for t in targets), accelerator
 
 
 def test_bias_add_and_its_native_gradient():
@@ -163,3 +164,30 @@ def test_bias_add_and_its_native_gradient():
                                                                                      (0, None))(y, b))
     with pytest.raises(ValueError, match="bias over y's last axis"):
         cpu_conv.bias_add(y, b[:3])
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="-march=haswell is an x86 target")
+def test_the_avx2_build_computes_the_same_functions():
+    """CI's machine may lack AVX-512: the 8-float build (AVX2, 16 registers) is checked here on any x86 CPU."""
+    code = ("import jax, jax.numpy as jnp, numpy as np, flax.linen as nn\n"
+            "from gen_jax.nn import native, cpu_conv, cpu_norm\n"
+            "x = jax.random.normal(jax.random.key(0), (3, 9, 9, 24))\n"
+            "k = jax.random.normal(jax.random.key(1), (3, 3, 24, 40))\n"
+            "s = jnp.linspace(0.5, 1.5, 40)\n"
+            "def f(conv, norm):\n"
+            "    return lambda x, k, s: jnp.sum(jnp.sin(norm(cpu_conv.bias_add(conv(x, k), s), s)) * x[..., :1])\n"
+            "xla = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), 'SAME',\n"
+            "                                               dimension_numbers=('NHWC', 'HWIO', 'NHWC'))\n"
+            "gn = lambda y, s: cpu_norm.group_norm(y, s, s - 1, 8, 1e-6, True)\n"
+            "ref_gn = lambda y, s: nn.silu(nn.GroupNorm(num_groups=8).apply(\n"
+            "    {'params': {'scale': s, 'bias': s - 1}}, y))\n"
+            "ours = jax.jit(jax.grad(f(cpu_conv.conv_same, gn), (0, 1, 2)))\n"
+            "ref = jax.grad(f(xla, ref_gn), (0, 1, 2))\n"
+            "err = max(float(jnp.abs(a - b).max() / jnp.abs(b).max()) for a, b in zip(ours(x, k, s), ref(x, k, s)))\n"
+            "text = ours.lower(x, k, s).as_text()\n"
+            "print(native.vector_width(), sum(t in text for t in (native.FORWARD_TARGET, native.WEIGHT_GRAD_TARGET,\n"
+            "      native.NORM_FORWARD_TARGET, native.NORM_BACKWARD_TARGET, native.CHANNEL_SUM_TARGET)), err)\n")
+    env = {**os.environ, native.EXTRA_FLAGS: "-march=haswell"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    width, targets, err = out.stdout.split()
+    assert (width, targets) == ("8", "5") and float(err) < 1e-5, out.stdout

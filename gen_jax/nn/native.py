@@ -1,16 +1,19 @@
-"""gen_jax's one native CPU kernel: the weight gradient of a stride-1 convolution, built on first use.
+"""gen_jax's native CPU kernels (``csrc/conv.cc``), built on first use with the machine's C++ compiler.
 
-XLA:CPU lowers a convolution's weight gradient to one Eigen convolution with an image-sized window that runs on
-one core: 1.4-3.4x PyTorch's time per layer, most of the diffusion U-Net's gap to PyTorch (BENCHMARKS.md, "The
-U-Net's training step against PyTorch"). ``csrc/conv_weight_grad.cc`` computes the same sums (register tiles of
-input x output channels over each image, the batch split over XLA's intra-op threads) as an XLA FFI custom call.
+XLA:CPU runs a convolution's weight gradient on one core through an Eigen convolution with an image-sized window
+(2-5x the time of a kernel written for it, per layer of the diffusion U-Net), and splits per-channel sums (bias
+and group-norm parameter gradients) into slow loops (BENCHMARKS.md, "The U-Net's training step against
+PyTorch"). ``csrc/conv.cc`` holds XLA FFI handlers for a stride-1 convolution's forward pass and weight gradient,
+group norm + SiLU forward and backward, and per-channel sums: register tiles over each example in cache, the
+batch split over XLA's intra-op threads. :mod:`gen_jax.nn.cpu_conv` and :mod:`gen_jax.nn.cpu_norm` lower their
+primitives to them on CPU.
 
-The source is compiled with the machine's C++ compiler (``$CXX``, else ``c++``; ``-O3 -march=native``) into
-``$GEN_JAX_CACHE/native/`` the first time a program needs it (about 2 s), keyed by the source, the compiler
+The source is compiled (``$CXX``, else ``c++``; ``-O3 -march=native``, plus ``$GEN_JAX_NATIVE_FLAGS``) into
+``$GEN_JAX_CACHE/native/`` the first time a program needs it (about 3 s), keyed by the source, the compiler
 command, jaxlib's version and the CPU, under the cache's lock so that concurrent processes build it once; later
 processes load the built library. :func:`available` says whether it could be built and loaded: without a
-compiler (or with ``GEN_JAX_NATIVE=0``) the convolutions of :mod:`gen_jax.nn.cpu_conv` lower their weight gradient
-to XLA's own, the same function, and a warning says why once.
+compiler (or with ``GEN_JAX_NATIVE=0``) the primitives lower to XLA's own operations, the same functions, and a
+warning says why once.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ NORM_FORWARD_TARGET = "gen_jax_group_norm_forward"
 NORM_BACKWARD_TARGET = "gen_jax_group_norm_backward"
 CHANNEL_SUM_TARGET = "gen_jax_channel_sum"
 SOURCE = Path(__file__).parent / "csrc" / "conv.cc"
-OPT_OUT = "GEN_JAX_NATIVE"  # set to 0: never build or use the kernel (XLA's own weight gradient everywhere)
+OPT_OUT = "GEN_JAX_NATIVE"  # set to 0: never build or use the kernels (XLA's own operations everywhere)
+EXTRA_FLAGS = "GEN_JAX_NATIVE_FLAGS"  # compiler flags appended to the command (e.g. -march=haswell: AVX2 only)
 
 _log = logging.getLogger(__name__)
 
@@ -61,6 +65,7 @@ def compile_command(output: str | Path) -> list[str]:
     flags = ["-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-w"]
     if platform.machine() in ("x86_64", "AMD64"):
         flags.append("-mprefer-vector-width=512")  # whole AVX-512 vectors where the CPU has them
+    flags += shlex.split(os.environ.get(EXTRA_FLAGS, ""))
     return [*cxx, *flags, "-I", jax.ffi.include_dir(), str(SOURCE), "-o", str(output)]
 
 
@@ -123,6 +128,6 @@ def unavailable_reason() -> str:
 
 
 def vector_width() -> int:
-    """Floats per SIMD vector of the built kernel (16 with AVX-512, else 8); the kernel takes output channel
-    counts that are multiples of it."""
+    """Floats per SIMD vector of the built kernels (16 with AVX-512, else 8); they take channel counts (a
+    convolution's outputs, a group norm's channels) that are multiples of it."""
     return _load()[1]

@@ -31,6 +31,7 @@ constexpr int VB = 8;
 #endif
 typedef float vf __attribute__((vector_size(VB * 4)));
 typedef float vfu __attribute__((vector_size(VB * 4), aligned(4)));
+constexpr int kMaxAcc = VB == 16 ? 24 : 12;  // accumulator vectors in a register tile (of 32 / 16 registers)
 
 struct Shape {
   int64_t n, h, w, c, o, k;
@@ -73,6 +74,7 @@ TileFn Pick(int ib) {
     case 16: return Tile<16, OV>;
     case 12: return Tile<12, OV>;
     case 8: return Tile<8, OV>;
+    case 6: return Tile<6, OV>;
     case 4: return Tile<4, OV>;
     case 2: return Tile<2, OV>;
     default: return Tile<1, OV>;
@@ -86,10 +88,10 @@ void Part(const float* x, const float* g, float* dw, const Shape& s, int64_t n0,
       for (int b = 0; b < s.k; ++b)
         for (int64_t o0 = 0; o0 < s.o;) {
           const int ov = (s.o - o0 >= 2 * VB) ? 2 : 1;
-          const int ib_max = ov == 2 ? 12 : 16;  // at most 24 accumulator vectors
+          const int ib_max = std::min(16, kMaxAcc / ov);
           for (int64_t i0 = 0; i0 < s.c;) {
             int ib = 1;
-            for (int c : {16, 12, 8, 4, 2, 1})
+            for (int c : {16, 12, 8, 6, 4, 2, 1})
               if (c <= ib_max && c <= s.c - i0) {
                 ib = c;
                 break;
@@ -148,7 +150,6 @@ RowFn PickRow(int pw) {
   }
 }
 
-constexpr int kMaxAcc = VB == 16 ? 24 : 12;  // accumulator vectors (of 32 / 16 registers)
 
 // Images [n0, n1) of y.
 void ForwardPart(const float* x, const float* k, float* y, const Shape& s, int64_t n0, int64_t n1) {
