@@ -45,7 +45,8 @@ def _xla_weight_grad(x, g, kernel_size: int):
 
 
 def native_applies(x_shape, g_shape, dtype, kernel_size: int) -> bool:
-    """Whether the native kernel computes this weight gradient on CPU (else XLA's lowering does)."""
+    """Whether the native kernels compute the convolution of ``x`` to ``g``'s shape, and its weight gradient, on
+    CPU (else XLA's lowering does)."""
     return (jnp.dtype(dtype) == jnp.float32 and kernel_size % 2 == 1 and len(x_shape) == 4
             and native.available() and g_shape[-1] % native.vector_width() == 0)
 
