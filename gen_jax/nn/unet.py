@@ -5,10 +5,10 @@ lowest resolution.
 
 Built for XLA:CPU's fast paths: every convolution is stride-1, down-sampling is a pooling and up-sampling a repeat,
 so no strided or transposed convolution (whose weight gradient takes XLA:CPU's slow path) appears anywhere. The
-convolutions are ``conv="native"`` (:mod:`gen_jax.nn.cpu_conv`: XLA's convolution with gen_jax's C++ kernels for
-the forward pass and both gradients on CPU, and the group norms + SiLU of :mod:`gen_jax.nn.cpu_norm`; the
-diffusion family's default), ``"flax"`` (``nn.Conv``) or
-``"patch"`` (``PatchConv``, one matrix product of shifted inputs; the class's default), all on the same parameters
+convolutions are ``conv="native"`` (:mod:`gen_jax.nn.cpu_conv`: gen_jax's C++ kernels for the forward pass, both
+gradients and the bias gradient on CPU, XLA's convolution elsewhere, and the group norms + SiLU of
+:mod:`gen_jax.nn.cpu_norm`; the diffusion family's default), ``"flax"`` (``nn.Conv``) or ``"patch"``
+(``PatchConv``, one matrix product of shifted inputs; the class's default), all on the same parameters
 (``tests/test_nn.py`` checks that they give the same function).
 """
 
