@@ -204,3 +204,20 @@ def test_the_unet_computes_one_function_with_each_convolution(conv, channels):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
     fresh = jax.jit(patch.apply)(fresh_params, x)
     assert fresh.shape == x.shape and float(jnp.abs(fresh).max()) == 0.0  # the output convolution starts at zero
+
+
+def test_the_diffusion_unet_trains_on_the_native_kernels_by_default():
+    """The diffusion family's default U-Net lowers its training gradient on CPU to gen_jax's kernels (the
+    convolutions' three passes, the bias sums, the group norms): a silent fall back to XLA would fail here."""
+    from gen_jax.families.diffusion import config_defaults
+    from gen_jax.nn import native
+
+    conv = config_defaults().model.conv
+    assert conv == "native"
+    net = UNet(channels=(16, 32), time_dim=8, groups=4, conv=conv)
+    x, t = jnp.zeros((2, 8, 8, 1)), jnp.full((2,), 0.5)
+    params = jax.jit(net.init)(jax.random.key(0), x, t)
+    text = jax.jit(jax.grad(lambda p: jnp.sum(net.apply(p, x, t) ** 2))).lower(params).as_text()
+    for target in (native.FORWARD_TARGET, native.WEIGHT_GRAD_TARGET, native.CHANNEL_SUM_TARGET,
+                   native.NORM_FORWARD_TARGET, native.NORM_BACKWARD_TARGET):
+        assert target in text, target
