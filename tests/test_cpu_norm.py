@@ -77,6 +77,10 @@ def test_forward_mode_second_order_and_vmap():
     _close(gp(ours), gp(ref), 1e-4)
     hvp = lambda f: jax.jit(lambda s: jax.jvp(jax.grad(loss(f), 1), (x, s), (v, bias))[1])(scale)  # noqa: E731
     _close(hvp(ours), hvp(ref), 1e-4)
+    # the backward pass transposed (it is linear in the output gradient): the transpose of a transpose
+    back_t = lambda f: jax.jit(lambda d: jax.linear_transpose(  # noqa: E731
+        lambda dy: jax.vjp(lambda x: f(x, scale), x)[1](dy)[0], d)(d)[0])(v)
+    _close(back_t(ours), back_t(ref), 1e-4)
     # vmap over examples (per-example gradients)
     xs = x[:, None]
     _close(jax.jit(jax.vmap(jax.grad(loss(ours), 1), (0, None)))(xs, scale),
