@@ -3,10 +3,12 @@ kernels on CPU.
 
 :func:`group_norm` is ``act((x - mean_g) / sqrt(var_g + eps) * scale + bias)`` with the statistics of each
 example over its pixels and the channels of each group (Wu & He 2018; ``flax.linen.GroupNorm``'s function, the
-variance taken about the mean rather than as ``E[x^2] - E[x]^2``), ``act`` SiLU or the identity. On XLA:CPU the
-statistics, the parameter gradients (per-channel sums over the batch and pixels) and the SiLU cost the diffusion
-U-Net's step more than its normalisations are worth: XLA splits those sums into slow ``reduce-window`` loops, and
-without the group norms (a bound, not a model) the step took 0.194 against 0.232 s, without SiLU too 0.164.
+variance taken about the mean rather than as ``E[x^2] - E[x]^2``, and in the native kernel the mean from
+differences to each example's first pixel, so an input far from zero keeps its precision), ``act`` SiLU or the
+identity. On XLA:CPU the statistics, the parameter gradients (per-channel sums over the batch and pixels) and
+the SiLU cost the diffusion U-Net's step more than its normalisations are worth: XLA splits those sums into slow
+``reduce-window`` loops, and without the group norms (a bound, not a model) the step took 0.194 against 0.232 s,
+without SiLU too 0.164.
 :mod:`gen_jax.nn.native` computes each pass per example in cache (statistics, normalisation and SiLU in one; the
 SiLU derivative, the parameter sums and the input gradient in two), the batch split over XLA's threads.
 

@@ -212,17 +212,18 @@ struct NormShape {
 void NormForwardPart(const float* x, const float* scale, const float* bias, float* y, float* mean, float* rstd,
                      const NormShape& s, float eps, bool silu, int64_t n0, int64_t n1) {
   const int64_t C = s.c, G = s.groups, cg = C / G, HW = s.hw;
-  std::vector<float> acc(C), meanc(C), a(C), b(C);
+  std::vector<float> acc(C), meanc(C), a(C);
   std::vector<double> gsum(G);
   for (int64_t n = n0; n < n1; ++n) {
     const float* xn = x + n * HW * C;
     float* yn = y + n * HW * C;
+    // sums of x minus the first pixel's value: small terms, so the mean keeps its precision at any offset
     std::fill(acc.begin(), acc.end(), 0.f);
-    for (int64_t p = 0; p < HW; ++p)
-      for (int64_t c = 0; c < C; c += VB) *(vfu*)&acc[c] += *(const vfu*)(xn + p * C + c);
+    for (int64_t p = 1; p < HW; ++p)
+      for (int64_t c = 0; c < C; c += VB) *(vfu*)&acc[c] += *(const vfu*)(xn + p * C + c) - *(const vfu*)(xn + c);
     std::fill(gsum.begin(), gsum.end(), 0.0);
-    for (int64_t c = 0; c < C; ++c) gsum[c / cg] += acc[c];
-    for (int64_t c = 0; c < C; ++c) meanc[c] = static_cast<float>(gsum[c / cg] / (HW * cg));
+    for (int64_t c = 0; c < C; ++c) gsum[c / cg] += static_cast<double>(xn[c]) + static_cast<double>(acc[c]) / HW;
+    for (int64_t c = 0; c < C; ++c) meanc[c] = static_cast<float>(gsum[c / cg] / cg);
     std::fill(acc.begin(), acc.end(), 0.f);
     for (int64_t p = 0; p < HW; ++p)
       for (int64_t c = 0; c < C; c += VB) {
@@ -236,13 +237,10 @@ void NormForwardPart(const float* x, const float* scale, const float* bias, floa
       mean[n * G + g] = meanc[g * cg];
       rstd[n * G + g] = 1.0f / std::sqrt(var + eps);
     }
-    for (int64_t c = 0; c < C; ++c) {
-      a[c] = rstd[n * G + c / cg] * scale[c];
-      b[c] = bias[c] - meanc[c] * a[c];
-    }
+    for (int64_t c = 0; c < C; ++c) a[c] = rstd[n * G + c / cg] * scale[c];
     for (int64_t p = 0; p < HW; ++p)
-      for (int64_t c = 0; c < C; c += VB) {
-        vf z = *(const vfu*)(xn + p * C + c) * *(vfu*)&a[c] + *(vfu*)&b[c];
+      for (int64_t c = 0; c < C; c += VB) {  // (x - mean) first: no cancellation where |mean| >> std
+        vf z = (*(const vfu*)(xn + p * C + c) - *(vfu*)&meanc[c]) * *(vfu*)&a[c] + *(const vfu*)(bias + c);
         *(vfu*)(yn + p * C + c) = silu ? z * Sigmoid(z) : z;
       }
   }
