@@ -9,8 +9,9 @@ identity. On XLA:CPU the statistics, the parameter gradients (per-channel sums o
 the SiLU cost the diffusion U-Net's step more than its normalisations are worth: XLA splits those sums into slow
 ``reduce-window`` loops, and without the group norms (a bound, not a model) the step took 0.194 against 0.232 s,
 without SiLU too 0.164.
-:mod:`gen_jax.nn.native` computes each pass per example in cache (statistics, normalisation and SiLU in one; the
-SiLU derivative, the parameter sums and the input gradient in two), the batch split over XLA's threads.
+:mod:`gen_jax.nn.native` computes each example in cache (forward: the statistics and the normalised output with
+its SiLU in three passes over it; backward: the SiLU derivative, the parameter sums and the input gradient in
+two), the batch split over XLA's threads.
 
 Three primitives: the forward pass (``y``, and the per-example, per-group mean and reciprocal deviation it keeps
 for the backward pass), its linearisation (the tangent of ``y``, linear in the tangents of ``x``, ``scale`` and
