@@ -20,14 +20,11 @@ repeats itself bit for bit on one machine.
 
 from __future__ import annotations
 
-import functools
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
-from jax.extend.core import Primitive
-from jax.interpreters import ad, batching, mlir
+from jax.interpreters import ad, batching
 
 from gen_jax.nn import native
 
@@ -47,22 +44,21 @@ def _xla_weight_grad(x, g, kernel_size: int):
 def native_applies(x_shape, g_shape, dtype, kernel_size: int) -> bool:
     """Whether the native kernels compute the convolution of ``x`` to ``g``'s shape, and its weight gradient, on
     CPU (else XLA's lowering does)."""
-    return (jnp.dtype(dtype) == jnp.float32 and kernel_size % 2 == 1 and len(x_shape) == 4
-            and native.available() and g_shape[-1] % native.vector_width() == 0)
+    return kernel_size % 2 == 1 and len(x_shape) == 4 and native.fits(dtype, g_shape[-1])
 
 
 def _native_weight_grad(x, g, kernel_size: int):
     if not native_applies(x.shape, g.shape, x.dtype, kernel_size):
         return _xla_weight_grad(x, g, kernel_size)
     out = jax.ShapeDtypeStruct((kernel_size, kernel_size, x.shape[-1], g.shape[-1]), jnp.float32)
-    return jax.ffi.ffi_call(native.WEIGHT_GRAD_TARGET, out, vmap_method="sequential")(x, g)
+    return native.call(native.WEIGHT_GRAD_TARGET, out, x, g)
 
 
 def _native_conv(x, kernel):
     if not native_applies(x.shape, (*x.shape[:3], kernel.shape[-1]), x.dtype, kernel.shape[0]):
         return _xla_conv(x, kernel)
     out = jax.ShapeDtypeStruct((*x.shape[:3], kernel.shape[-1]), jnp.float32)
-    return jax.ffi.ffi_call(native.FORWARD_TARGET, out, vmap_method="sequential")(x, kernel)
+    return native.call(native.FORWARD_TARGET, out, x, kernel)
 
 
 def flip_kernel(kernel):
@@ -72,17 +68,9 @@ def flip_kernel(kernel):
 
 
 # --- conv_p(x, kernel) = conv(x, kernel) ---------------------------------------------------------------------
-conv_p = Primitive("gen_jax_conv_same")
-conv_p.def_impl(lambda x, kernel: jax.jit(conv_p.bind)(x, kernel))  # eager: compiled as under jit
-
-
-@conv_p.def_abstract_eval
-def _conv_abstract(x, kernel):
-    return x.update(shape=(*x.shape[:3], kernel.shape[-1]), dtype=x.dtype, weak_type=False)
-
-
-mlir.register_lowering(conv_p, mlir.lower_fun(_xla_conv, multiple_results=False))
-mlir.register_lowering(conv_p, mlir.lower_fun(_native_conv, multiple_results=False), platform="cpu")
+conv_p = native.define_primitive(
+    "gen_jax_conv_same", lambda x, kernel: x.update(shape=(*x.shape[:3], kernel.shape[-1]), weak_type=False),
+    _xla_conv, _native_conv)
 
 
 def _conv_transpose_x(ct, x, kernel):
@@ -111,18 +99,11 @@ batching.primitive_batchers[conv_p] = _conv_batch
 
 
 # --- weight_grad_p(x, g) = d<g, conv(x, k)>/dk ----------------------------------------------------------------
-weight_grad_p = Primitive("gen_jax_conv_same_weight_grad")
-weight_grad_p.def_impl(
-    lambda x, g, *, kernel_size: jax.jit(functools.partial(weight_grad_p.bind, kernel_size=kernel_size))(x, g))
-
-
-@weight_grad_p.def_abstract_eval
-def _weight_grad_abstract(x, g, *, kernel_size):
-    return x.update(shape=(kernel_size, kernel_size, x.shape[-1], g.shape[-1]), dtype=x.dtype, weak_type=False)
-
-
-mlir.register_lowering(weight_grad_p, mlir.lower_fun(_xla_weight_grad, multiple_results=False))
-mlir.register_lowering(weight_grad_p, mlir.lower_fun(_native_weight_grad, multiple_results=False), platform="cpu")
+weight_grad_p = native.define_primitive(
+    "gen_jax_conv_same_weight_grad",
+    lambda x, g, *, kernel_size: x.update(shape=(kernel_size, kernel_size, x.shape[-1], g.shape[-1]),
+                                          weak_type=False),
+    _xla_weight_grad, _native_weight_grad)
 
 
 def _weight_grad_transpose_x(ct, x, g, *, kernel_size):
@@ -151,24 +132,17 @@ def _xla_channel_sum(x):
 
 
 def _native_channel_sum(x):
-    if not (jnp.dtype(x.dtype) == jnp.float32 and native.available() and x.shape[-1] % native.vector_width() == 0):
+    if not native.fits(x.dtype, x.shape[-1]):
         return _xla_channel_sum(x)
-    out = jax.ShapeDtypeStruct(x.shape[-1:], jnp.float32)
-    return jax.ffi.ffi_call(native.CHANNEL_SUM_TARGET, out, vmap_method="sequential")(x)
+    return native.call(native.CHANNEL_SUM_TARGET, jax.ShapeDtypeStruct(x.shape[-1:], jnp.float32), x)
 
 
-channel_sum_p = Primitive("gen_jax_channel_sum")
-channel_sum_p.def_impl(lambda x: jax.jit(channel_sum_p.bind)(x))
-channel_sum_p.def_abstract_eval(lambda x: x.update(shape=x.shape[-1:], weak_type=False))
-mlir.register_lowering(channel_sum_p, mlir.lower_fun(_xla_channel_sum, multiple_results=False))
-mlir.register_lowering(channel_sum_p, mlir.lower_fun(_native_channel_sum, multiple_results=False), platform="cpu")
+channel_sum_p = native.define_primitive("gen_jax_channel_sum", lambda x: x.update(shape=x.shape[-1:], weak_type=False),
+                                        _xla_channel_sum, _native_channel_sum)
 ad.deflinear2(channel_sum_p, lambda ct, x: [jnp.broadcast_to(ct, x.aval.shape)])
 batching.primitive_batchers[channel_sum_p] = lambda args, dims: (jax.vmap(_xla_channel_sum, dims)(*args), 0)
 
-bias_add_p = Primitive("gen_jax_bias_add")
-bias_add_p.def_impl(lambda y, b: jax.jit(bias_add_p.bind)(y, b))
-bias_add_p.def_abstract_eval(lambda y, b: y.update(weak_type=False))
-mlir.register_lowering(bias_add_p, mlir.lower_fun(lambda y, b: y + b, multiple_results=False))
+bias_add_p = native.define_primitive("gen_jax_bias_add", lambda y, b: y.update(weak_type=False), jnp.add)
 ad.deflinear2(bias_add_p, lambda ct, y, b: [ct if ad.is_undefined_primal(y) else None,
                                             channel_sum_p.bind(ct) if ad.is_undefined_primal(b) else None])
 

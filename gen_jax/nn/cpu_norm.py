@@ -31,8 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.extend.core import Primitive
-from jax.interpreters import ad, batching, mlir
+from jax.interpreters import ad, batching
 
 from gen_jax.nn import native
 
@@ -82,8 +81,7 @@ def _xla_backward(x, scale, bias, mean, rstd, dy, *, groups, silu):
 
 def native_applies(shape, dtype, groups: int) -> bool:
     """Whether the native kernels compute this group norm on CPU (else XLA does)."""
-    return (jnp.dtype(dtype) == jnp.float32 and len(shape) >= 2 and native.available()
-            and shape[-1] % native.vector_width() == 0 and shape[-1] % groups == 0)
+    return len(shape) >= 2 and shape[-1] % groups == 0 and native.fits(dtype, shape[-1])
 
 
 def _stats(x, groups):
@@ -94,16 +92,16 @@ def _native_forward(x, scale, bias, *, groups, eps, silu):
     if not native_applies(x.shape, x.dtype, groups):
         return _xla_forward(x, scale, bias, groups=groups, eps=eps, silu=silu)
     out = (jax.ShapeDtypeStruct(x.shape, x.dtype), _stats(x, groups), _stats(x, groups))
-    return jax.ffi.ffi_call(native.NORM_FORWARD_TARGET, out, vmap_method="sequential")(
-        x, scale, bias, groups=np.int64(groups), eps=np.float32(eps), silu=np.int64(silu))
+    return native.call(native.NORM_FORWARD_TARGET, out, x, scale, bias, groups=np.int64(groups),
+                       eps=np.float32(eps), silu=np.int64(silu))
 
 
 def _native_backward(x, scale, bias, mean, rstd, dy, *, groups, silu):
     if not native_applies(x.shape, x.dtype, groups):
         return _xla_backward(x, scale, bias, mean, rstd, dy, groups=groups, silu=silu)
     out = tuple(jax.ShapeDtypeStruct(v.shape, v.dtype) for v in (x, scale, bias))
-    return jax.ffi.ffi_call(native.NORM_BACKWARD_TARGET, out, vmap_method="sequential")(
-        x, scale, bias, mean, rstd, dy, groups=np.int64(groups), silu=np.int64(silu))
+    return native.call(native.NORM_BACKWARD_TARGET, out, x, scale, bias, mean, rstd, dy, groups=np.int64(groups),
+                       silu=np.int64(silu))
 
 
 def _instantiate(tangents, primals):
@@ -113,13 +111,7 @@ def _instantiate(tangents, primals):
 def _primitive(name, xla_impl, native_impl, abstract, multiple_results):
     """A primitive computed by ``xla_impl`` (everywhere) or ``native_impl`` (its CPU lowering), whose JVP and
     batching rules are XLA's formula's."""
-    p = Primitive(name)
-    p.multiple_results = multiple_results
-    p.def_impl(lambda *args, **params: jax.jit(functools.partial(p.bind, **params))(*args))
-    p.def_abstract_eval(abstract)
-    mlir.register_lowering(p, mlir.lower_fun(xla_impl, multiple_results=multiple_results))
-    if native_impl is not None:
-        mlir.register_lowering(p, mlir.lower_fun(native_impl, multiple_results=multiple_results), platform="cpu")
+    p = native.define_primitive(name, abstract, xla_impl, native_impl, multiple_results=multiple_results)
 
     def jvp(primals, tangents, **params):
         return jax.jvp(functools.partial(xla_impl, **params), tuple(primals), _instantiate(tangents, primals))

@@ -30,6 +30,9 @@ import subprocess
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
+from jax.extend.core import Primitive
+from jax.interpreters import mlir
 
 from gen_jax.data.cache import cache_dir, locked
 
@@ -38,6 +41,10 @@ WEIGHT_GRAD_TARGET = "gen_jax_conv_weight_grad"
 NORM_FORWARD_TARGET = "gen_jax_group_norm_forward"
 NORM_BACKWARD_TARGET = "gen_jax_group_norm_backward"
 CHANNEL_SUM_TARGET = "gen_jax_channel_sum"
+# each target's handler symbol in the library (XLA_FFI_DEFINE_HANDLER_SYMBOL in csrc/conv.cc)
+HANDLERS = {FORWARD_TARGET: "GenJaxConvForward", WEIGHT_GRAD_TARGET: "GenJaxConvWeightGrad",
+            NORM_FORWARD_TARGET: "GenJaxGroupNormForward", NORM_BACKWARD_TARGET: "GenJaxGroupNormBackward",
+            CHANNEL_SUM_TARGET: "GenJaxChannelSum"}
 SOURCE = Path(__file__).parent / "csrc" / "conv.cc"
 OPT_OUT = "GEN_JAX_NATIVE"  # set to 0: never build or use the kernels (XLA's own operations everywhere)
 EXTRA_FLAGS = "GEN_JAX_NATIVE_FLAGS"  # compiler flags appended to the command (e.g. -march=haswell: AVX2 only)
@@ -101,24 +108,21 @@ def build() -> Path:
 
 @functools.cache
 def _load() -> tuple[bool, int, str]:
-    """(loaded, vector width in floats, why not); builds, loads and registers the FFI target at most once."""
+    """(loaded, vector width in floats, why not); builds, loads and registers the FFI targets at most once."""
     if os.environ.get(OPT_OUT, "") == "0":
         return False, 0, f"{OPT_OUT}=0"
     try:
         lib = ctypes.cdll.LoadLibrary(str(build()))
     except (NativeBuildError, OSError) as e:
-        _log.warning("gen_jax's native convolution weight gradient is unavailable (XLA's is used instead): %s", e)
+        _log.warning("gen_jax's native CPU kernels are unavailable (XLA's operations are used instead): %s", e)
         return False, 0, str(e)
-    jax.ffi.register_ffi_target(FORWARD_TARGET, jax.ffi.pycapsule(lib.GenJaxConvForward), platform="cpu")
-    jax.ffi.register_ffi_target(WEIGHT_GRAD_TARGET, jax.ffi.pycapsule(lib.GenJaxConvWeightGrad), platform="cpu")
-    jax.ffi.register_ffi_target(NORM_FORWARD_TARGET, jax.ffi.pycapsule(lib.GenJaxGroupNormForward), platform="cpu")
-    jax.ffi.register_ffi_target(NORM_BACKWARD_TARGET, jax.ffi.pycapsule(lib.GenJaxGroupNormBackward), platform="cpu")
-    jax.ffi.register_ffi_target(CHANNEL_SUM_TARGET, jax.ffi.pycapsule(lib.GenJaxChannelSum), platform="cpu")
+    for target, symbol in HANDLERS.items():
+        jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
     return True, int(lib.gen_jax_vector_width()), ""
 
 
 def available() -> bool:
-    """Whether the kernel is built, loaded and registered (building it on the first call)."""
+    """Whether the kernels are built, loaded and registered (building them on the first call)."""
     return _load()[0]
 
 
@@ -131,3 +135,28 @@ def vector_width() -> int:
     """Floats per SIMD vector of the built kernels (16 with AVX-512, else 8); they take channel counts (a
     convolution's outputs, a group norm's channels) that are multiples of it."""
     return _load()[1]
+
+
+def fits(dtype, channels: int) -> bool:
+    """Whether the kernels take float32 data whose vectorised axis (a convolution's outputs, a group norm's or a
+    channel sum's channels) has ``channels`` entries: built, and a multiple of :func:`vector_width`."""
+    return jnp.dtype(dtype) == jnp.float32 and available() and channels % vector_width() == 0
+
+
+def call(target: str, out, *operands, **attributes):
+    """The FFI call of ``target`` (a lowering's body: batching happens before, on the primitives)."""
+    return jax.ffi.ffi_call(target, out, vmap_method="sequential")(*operands, **attributes)
+
+
+def define_primitive(name: str, abstract, xla_impl, native_impl=None, *, multiple_results: bool = False) -> Primitive:
+    """A JAX primitive ``name`` with shape rule ``abstract``, lowered to ``xla_impl`` (a JAX function of XLA's
+    operations) everywhere and to ``native_impl`` (one that calls the kernels where they apply) on CPU; run
+    eagerly, it is compiled as under ``jit``. Differentiation and batching rules are the caller's."""
+    p = Primitive(name)
+    p.multiple_results = multiple_results
+    p.def_impl(lambda *args, **params: jax.jit(functools.partial(p.bind, **params))(*args))
+    p.def_abstract_eval(abstract)
+    mlir.register_lowering(p, mlir.lower_fun(xla_impl, multiple_results=multiple_results))
+    if native_impl is not None:
+        mlir.register_lowering(p, mlir.lower_fun(native_impl, multiple_results=multiple_results), platform="cpu")
+    return p

@@ -85,12 +85,12 @@ class SelfAttention(nn.Module):
 
     num_heads: int = 1
     groups: int = 8
-    norm: str = "flax"  # "native": gen_jax.nn.cpu_norm's group norm
+    conv: str = "flax"  # the U-Net's convolutions; "native" brings gen_jax.nn.cpu_norm's group norm (_norm)
 
     @nn.compact
     def __call__(self, x):
         b, h, w, c = x.shape
-        tokens = _norm(x, self.groups, self.norm, silu=False).reshape(b, h * w, c)
+        tokens = _norm(x, self.groups, self.conv, silu=False).reshape(b, h * w, c)
         out = nn.MultiHeadDotProductAttention(num_heads=self.num_heads, out_kernel_init=nn.initializers.zeros_init()
                                               )(tokens, tokens)
         return x + out.reshape(b, h, w, c)
@@ -160,7 +160,7 @@ class UNet(nn.Module):
                 h = downsample(h)
         h = block(self.channels[-1])(h, emb, train=train)
         if self.attention:
-            h = SelfAttention(self.num_heads, self.groups, "native" if self.conv == "native" else "flax")(h)
+            h = SelfAttention(self.num_heads, self.groups, self.conv)(h)
         h = block(self.channels[-1])(h, emb, train=train)
         for i in reversed(range(len(self.channels))):
             c = self.channels[i]
